@@ -1,0 +1,104 @@
+"""Audio in and out: the only module that touches soundfile and soxr.
+
+Audio inside openjukebox is float32 in [-1, 1], shaped (channels, samples) for one clip and
+(batch, channels, samples) for a batch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .errors import AudioError
+from .fileio import atomic_path
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au"})
+
+
+def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
+    """(sample_rate, channels, frames) of a file without decoding it."""
+    path = Path(path)
+    _check_exists(path)
+    try:
+        info = sf.info(str(path))
+    except Exception as e:  # soundfile raises several types for bad headers
+        raise AudioError(f"{path}: not a readable audio file ({_reason(e)})") from None
+    return int(info.samplerate), int(info.channels), int(info.frames)
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int | None = None, mono: bool = False) -> np.ndarray:
+    """Decode a file to float32 (channels, samples), resampled to `sample_rate` when given.
+
+    Non-finite samples and empty files are refused here so that no model ever sees them.
+    """
+    path = Path(path)
+    _check_exists(path)
+    try:
+        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:
+        raise AudioError(f"{path}: not a readable audio file ({_reason(e)})") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: the file holds no audio samples")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: the audio contains NaN or infinite samples")
+    audio = data.T
+    if sample_rate is not None and file_rate != sample_rate:
+        audio = resample(audio, file_rate, sample_rate)
+    if mono:
+        audio = audio.mean(axis=0, keepdims=True)
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resample (channels, samples) with soxr's high-quality filter."""
+    if from_rate == to_rate:
+        return audio
+    out = soxr.resample(np.ascontiguousarray(audio.T), from_rate, to_rate, quality="HQ")
+    return np.ascontiguousarray(out.T, dtype=np.float32)
+
+
+def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> Path:
+    """Write (channels, samples) or (samples,) audio as WAV (float) or FLAC (24-bit), atomically.
+
+    WAV is written as 32-bit float so model output beyond [-1, 1] is kept rather than wrapped;
+    FLAC cannot hold floats, so it is peak-limited to [-1, 1] first instead of silently clipping.
+    """
+    path = Path(path)
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[None]
+    if audio.ndim != 2:
+        raise AudioError(f"{path}: audio to save must be (channels, samples), got shape {tuple(audio.shape)}")
+    if not np.isfinite(audio).all():
+        raise AudioError(f"{path}: refusing to save audio that contains NaN or infinite samples")
+    suffix = path.suffix.lower()
+    if suffix == ".wav":
+        fmt, subtype = "WAV", "FLOAT"
+    elif suffix == ".flac":
+        fmt, subtype = "FLAC", "PCM_24"
+        peak = float(np.abs(audio).max(initial=0.0))
+        if peak > 1.0:
+            audio = audio / peak
+    else:
+        raise AudioError(f"{path}: can only save .wav or .flac, not '{path.suffix or 'no extension'}'")
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), audio.T, sample_rate, format=fmt, subtype=subtype)
+    return path
+
+
+def _check_exists(path: Path) -> None:
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: the file is empty")
+
+
+def _reason(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[-1] if text else type(e).__name__
