@@ -97,10 +97,13 @@ class VQVAEConfig:
         except TypeError as e:
             raise ConfigError(f"VQ-VAE config: {e}") from None
 
+    def to_json(self) -> str:
+        return json.dumps({"kind": "vqvae", **self.to_dict()}, indent=2) + "\n"
+
     def save(self, path: str | os.PathLike) -> None:
         from ..fileio import atomic_write_text
 
-        atomic_write_text(path, json.dumps({"kind": "vqvae", **self.to_dict()}, indent=2) + "\n")
+        atomic_write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> VQVAEConfig:

@@ -1,0 +1,145 @@
+"""The `openjukebox` command: argument parsing around the Python API, and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+from .errors import OpenJukeboxError
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise OpenJukeboxError(f"--device {name}: CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def cmd_vqvae_train(args: argparse.Namespace) -> None:
+    from .train import distributed
+    from .vqvae.training import train_vqvae
+
+    try:
+        step = train_vqvae(args.data, args.out, args.preset, args.steps, args.batch_size, args.lr, args.save_every,
+                           args.eval_every, args.seed, args.metadata, args.eval_data)
+    finally:
+        distributed.teardown()
+    if distributed.is_main():
+        print(f"trained to step {step}: {args.out}")
+
+
+def cmd_vqvae_encode(args: argparse.Namespace) -> None:
+    from .vqvae.loading import load_vqvae
+    from .vqvae.transcode import encode_audio_files
+
+    model, _ = load_vqvae(args.model, _device(args.device))
+    codes = encode_audio_files(model, args.audio, args.out, args.offset, args.duration)
+    tokens = ", ".join(f"level {l}: {a.shape[1]}" for l, a in enumerate(codes.levels))
+    print(f"wrote {args.out}: {len(codes.clips)} clip(s), tokens per clip {tokens}")
+
+
+def cmd_vqvae_decode(args: argparse.Namespace) -> None:
+    from .vqvae.loading import load_vqvae
+    from .vqvae.transcode import decode_codes
+
+    model, _ = load_vqvae(args.model, _device(args.device))
+    for path in decode_codes(model, args.codes, args.level, args.out, args.clip):
+        print(f"wrote {path}")
+
+
+def cmd_vqvae_eval(args: argparse.Namespace) -> None:
+    from .data.dataset import AudioFolder
+    from .train.checkpoint import resolve_checkpoint
+    from .vqvae.evaluation import evaluate_vqvae
+    from .vqvae.loading import load_vqvae
+
+    model, step = load_vqvae(args.model, _device(args.device))
+    cache = args.cache or resolve_checkpoint(args.model).parent.parent / "cache"
+    dataset = AudioFolder(args.data, model.config.sample_rate, cache, None)
+    report = evaluate_vqvae(model, dataset, max_windows_per_file=args.windows_per_file)
+    report = {"step": step, "model": str(args.model), "data": str(args.data), **report}
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"step {step}, {report['windows']} windows of {report['window_seconds']:.2f}s from {args.data}")
+    print(f"{'level':>5} {'hop':>4} {'spectral conv. dB':>18} {'L2':>10} {'codebook usage':>15} {'perplexity':>10}")
+    for e in report["levels"]:
+        print(f"{e['level']:>5} {e['hop_length']:>4} {e['spectral_convergence_db']:>18.2f} {e['l2']:>10.3g} "
+              f"{e['codebook_usage'] * 100:>14.1f}% {e['perplexity']:>10.1f}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .vqvae.config import PRESETS
+
+    parser = argparse.ArgumentParser(prog="openjukebox", description="Jukebox on today's PyTorch.")
+    sub = parser.add_subparsers(dest="group", required=True)
+    vq = sub.add_parser("vqvae", help="train and use the three-level VQ-VAE").add_subparsers(dest="command", required=True)
+
+    p = vq.add_parser("train", help="train (or resume training) a VQ-VAE on a folder of audio")
+    p.add_argument("--data", required=True, help="folder of audio files (searched recursively)")
+    p.add_argument("--out", required=True, help="run directory; re-running on it resumes")
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    p.add_argument("--steps", type=int, required=True, help="train until this step")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
+    p.add_argument("--save-every", type=int, default=1000)
+    p.add_argument("--eval-every", type=int, default=None, help="default: --save-every")
+    p.add_argument("--eval-data", default=None, help="folder of held-out audio for periodic evaluation")
+    p.add_argument("--metadata", default=None, help="CSV/JSONL labels table (default: DATA/metadata.csv|jsonl)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_vqvae_train)
+
+    p = vq.add_parser("encode", help="encode audio files to a codes .npz (all three levels)")
+    p.add_argument("audio", nargs="+")
+    p.add_argument("--model", required=True, help="run or checkpoint directory")
+    p.add_argument("--out", required=True, help="codes file to write (.npz)")
+    p.add_argument("--offset", type=float, default=0.0, help="seconds to skip at the start of each file")
+    p.add_argument("--duration", type=float, default=None, help="seconds to encode (default: to the end)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_vqvae_encode)
+
+    p = vq.add_parser("decode", help="decode one level of a codes file to audio")
+    p.add_argument("codes")
+    p.add_argument("--model", required=True)
+    p.add_argument("--level", type=int, required=True, choices=[0, 1, 2])
+    p.add_argument("--out", required=True, help=".wav or .flac")
+    p.add_argument("--clip", type=int, default=None, help="which clip of the codes file (default: all)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_vqvae_decode)
+
+    p = vq.add_parser("eval", help="spectral convergence, L2 and codebook usage per level on a folder of audio")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--windows-per-file", type=int, default=8)
+    p.add_argument("--cache", default=None, help="where decoded audio is cached (default: RUN_DIR/cache)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_vqvae_eval)
+    return parser
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"openjukebox: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.showwarning = _one_line_warning
+    try:
+        args.func(args)
+    except OpenJukeboxError as e:
+        print(f"openjukebox: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("openjukebox: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

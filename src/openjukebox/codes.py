@@ -1,0 +1,101 @@
+"""Codes on disk: one `.npz` holding every level's codes for several clips plus JSON metadata.
+
+Arrays `level_0`, `level_1`, … are (clips, tokens) int64, padded with -1 where a clip is shorter than the
+longest; `metadata` is a JSON string with the sample rate, hop lengths, codebook size, the fingerprint of
+the model that made them, and per clip its source, offset, duration and length in samples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CodesError
+from .fileio import atomic_path
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class CodedClip:
+    source: str
+    offset: float  # seconds into the source
+    duration: float  # seconds of the source that were encoded
+    length: int  # samples at the model's rate; decoding is cropped to this
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class CodesFile:
+    levels: list[np.ndarray]  # per level (clips, tokens) int64, -1 = padding
+    clips: list[CodedClip]
+    sample_rate: int
+    hop_lengths: tuple[int, ...]
+    codebook_size: int
+    fingerprint: str
+
+    def codes(self, clip: int, level: int) -> np.ndarray:
+        """One clip's codes at one level, padding removed."""
+        row = self.levels[level][clip]
+        return row[: -(-self.clips[clip].length // self.hop_lengths[level])]
+
+
+def save_codes(path: str | os.PathLike, codes: CodesFile) -> Path:
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise CodesError(f"{path}: codes files must end in .npz")
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "sample_rate": codes.sample_rate,
+        "hop_lengths": list(codes.hop_lengths),
+        "codebook_size": codes.codebook_size,
+        "fingerprint": codes.fingerprint,
+        "clips": [vars(c) for c in codes.clips],
+    }
+    arrays = {f"level_{i}": np.asarray(a, dtype=np.int64) for i, a in enumerate(codes.levels)}
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, metadata=np.array(json.dumps(metadata)), **arrays)
+    return path
+
+
+def load_codes(path: str | os.PathLike) -> CodesFile:
+    path = Path(path)
+    if not path.is_file():
+        raise CodesError(f"{path}: no such codes file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            metadata = json.loads(str(data["metadata"]))
+            levels = [data[f"level_{i}"] for i in range(len(metadata["hop_lengths"]))]
+        clips = [CodedClip(**c) for c in metadata["clips"]]
+        codes = CodesFile(levels, clips, int(metadata["sample_rate"]), tuple(metadata["hop_lengths"]),
+                          int(metadata["codebook_size"]), str(metadata["fingerprint"]))
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise CodesError(f"{path}: not a codes file ({e})") from None
+    except (KeyError, ValueError, TypeError) as e:
+        raise CodesError(f"{path}: codes file is missing or has malformed fields ({e})") from None
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise CodesError(f"{path}: codes format {metadata.get('format_version')!r} is not supported")
+    for level, array in enumerate(codes.levels):
+        if array.dtype.kind not in "iu" or array.ndim != 2 or array.shape[0] != len(clips):
+            raise CodesError(f"{path}: level_{level} must be an integer (clips, tokens) array")
+    return codes
+
+
+def check_codes_match(codes: CodesFile, path: Path, fingerprint: str, codebook_size: int) -> None:
+    """Refuse codes made by another model: they would decode to noise."""
+    if codes.codebook_size != codebook_size:
+        raise CodesError(f"{path}: codes are for a codebook of {codes.codebook_size} entries, "
+                         f"this model has {codebook_size}")
+    if codes.fingerprint != fingerprint:
+        raise CodesError(f"{path}: codes were made by another model (fingerprint {codes.fingerprint}, "
+                         f"this model is {fingerprint}); re-encode the audio with this model")
+    for level, array in enumerate(codes.levels):
+        valid = array[array != -1]
+        if valid.size and (valid.min() < 0 or valid.max() >= codebook_size):
+            raise CodesError(f"{path}: level {level} holds code values outside [0, {codebook_size - 1}]")

@@ -1,0 +1,150 @@
+"""The training loop every model shares: resume, DDP, precision, periodic evaluation, checkpoints, logs.
+
+The model-specific parts come in as plain functions: `next_batch(step)` gives this rank's batch for a step
+(derived from the seed, the step and the rank, so a resumed run sees the same data), `compute_loss(model,
+batch)` gives the loss and the metrics to show, and `evaluate(model)` gives evaluation metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from ..errors import OpenJukeboxError
+from . import distributed
+from .checkpoint import latest_checkpoint, load_training_state, load_weights, read_meta, save_checkpoint
+from .metrics_log import MetricsLog
+
+
+@dataclass
+class TrainSettings:
+    steps: int
+    batch_size: int
+    learning_rate: float
+    save_every: int = 1000
+    eval_every: int | None = None  # defaults to save_every
+    warmup_steps: int = 100
+    seed: int = 0
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "save_every"):
+            if getattr(self, name) <= 0:
+                raise OpenJukeboxError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if not self.learning_rate > 0 or not math.isfinite(self.learning_rate):
+            raise OpenJukeboxError(f"--lr must be a positive number, got {self.learning_rate}")
+
+
+def autocast_context(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on GPU; full fp32 on CPU, where bf16 is slower and less accurate."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def train(run_dir: Path, model: nn.Module, settings: TrainSettings, kind: str, files: dict[str, str],
+          next_batch: Callable[[int], Any], compute_loss: Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]],
+          evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+          progress_keys: tuple[str, ...] = ("loss",)) -> int:
+    """Train until `settings.steps`, resuming from the run's latest checkpoint; returns the final step."""
+    device = distributed.local_device()
+    distributed.setup(device)
+    torch.manual_seed(settings.seed + distributed.rank())
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    step = 0
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is not None:
+        read_meta(ckpt, kind)
+        model.load_state_dict(load_weights(ckpt))
+        state = load_training_state(ckpt)
+        optimizer.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        _set_rng_state(state["rng"][min(distributed.rank(), len(state["rng"]) - 1)])
+    train_model: nn.Module = model
+    if distributed.is_distributed():
+        # Codebook buffers are kept in sync by the codebooks' own collectives, not by DDP's broadcast.
+        train_model = DistributedDataParallel(model, broadcast_buffers=False)
+    main = distributed.is_main()
+    log = MetricsLog(run_dir, step, "log", enabled=main)
+    eval_log = MetricsLog(run_dir, step, "eval", enabled=main)
+    eval_every = settings.eval_every or settings.save_every
+
+    def lr_at(s: int) -> float:
+        return settings.learning_rate * min(1.0, (s + 1) / max(1, settings.warmup_steps))
+
+    def save(s: int) -> None:
+        rng_states = [None] * distributed.world_size()
+        if distributed.is_distributed():
+            torch.distributed.all_gather_object(rng_states, _rng_state())
+        else:
+            rng_states = [_rng_state()]
+        if main:
+            save_checkpoint(run_dir, s, model.state_dict(),
+                            {"optimizer": optimizer.state_dict(), "step": s, "rng": rng_states},
+                            kind, files, settings.keep_checkpoints)
+        distributed.barrier()
+
+    if step >= settings.steps and main:
+        tqdm.write(f"{run_dir}: already trained to step {step} (asked for {settings.steps}); nothing to do")
+    bar = tqdm(total=settings.steps, initial=step, disable=not (main and settings.progress), dynamic_ncols=True,
+               unit="step")
+    last_saved = step
+    try:
+        while step < settings.steps:
+            model.train()
+            batch = next_batch(step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step)
+            with autocast_context(device):
+                loss, metrics = compute_loss(train_model, batch)
+            if not torch.isfinite(loss):
+                raise OpenJukeboxError(f"training diverged at step {step + 1}: loss is {loss.item()}; "
+                                       f"lower --lr or resume from the last checkpoint")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            bar.update(1)
+            if main and (step % settings.log_every == 0 or step == settings.steps):
+                log.write(step, {"loss": loss.item(), "lr": lr_at(step - 1), **metrics})
+                bar.set_postfix({k: f"{metrics.get(k, loss.item()):.3g}" for k in progress_keys})
+            if evaluate is not None and step % eval_every == 0:
+                if main:
+                    model.eval()
+                    eval_log.write(step, evaluate(model))
+                distributed.barrier()
+            if step % settings.save_every == 0 or step == settings.steps:
+                save(step)
+                last_saved = step
+    finally:
+        bar.close()
+        log.close()
+        eval_log.close()
+    if last_saved != step:
+        save(step)
+    return step

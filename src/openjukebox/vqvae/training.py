@@ -1,0 +1,93 @@
+"""Training a VQ-VAE on a folder of music with the shared engine; re-running the same call resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.dataset import AudioFolder, Batch
+from ..errors import ConfigError
+from ..fileio import atomic_write_text
+from ..train import distributed
+from ..train.loop import TrainSettings, train
+from .config import VQVAEConfig, preset
+from .evaluation import evaluate_vqvae, flatten_metrics
+from .loading import CONFIG_FILE
+from .model import VQVAE
+
+RUN_FILE = "run.json"
+
+
+def _run_config(out: Path, preset_name: str, overrides: dict) -> VQVAEConfig:
+    """The run's config: the saved one when resuming (refusing a different preset), else the preset's."""
+    config = preset(preset_name, **overrides)
+    run_file = out / RUN_FILE
+    if run_file.is_file():
+        saved = json.loads(run_file.read_text())
+        if saved.get("preset") != preset_name:
+            raise ConfigError(f"{out}: holds a run of preset '{saved.get('preset')}', not '{preset_name}'; "
+                              f"use the same --preset to resume or another --out")
+        config = VQVAEConfig.load(out / CONFIG_FILE)
+    return config
+
+
+def vqvae_loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one batch and the metrics shown while training."""
+    device = next(model.parameters()).device
+    out = model(batch.audio.to(device, non_blocking=True))
+    metrics: dict[str, float] = {}
+    for level, m in enumerate(out.levels):
+        metrics[f"sc_db_{level}"] = m.spectral_convergence_db.item()
+        metrics[f"usage_{level}"] = m.usage.item()
+        metrics[f"recon_{level}"] = m.reconstruction.item()
+        metrics[f"spectral_{level}"] = m.spectral.item()
+        metrics[f"commit_{level}"] = m.commit.item()
+        metrics[f"perplexity_{level}"] = m.perplexity.item()
+        metrics[f"dead_{level}"] = m.dead_codes.item()
+    metrics["sc_db"] = float(np.mean([metrics[f"sc_db_{l}"] for l in range(len(out.levels))]))
+    metrics["usage"] = min(metrics[f"usage_{l}"] for l in range(len(out.levels)))
+    return out.loss, metrics
+
+
+def train_vqvae(data: str | os.PathLike, out: str | os.PathLike, preset_name: str = "tiny", steps: int = 1000,
+                batch_size: int = 8, lr: float | None = None, save_every: int = 1000, eval_every: int | None = None,
+                seed: int = 0, metadata: str | os.PathLike | None = None, eval_data: str | os.PathLike | None = None,
+                progress: bool = True, **config_overrides) -> int:
+    """Train (or resume training) a VQ-VAE in run directory `out` up to `steps`; returns the step reached.
+
+    Periodic evaluation uses `eval_data` when given, else fixed windows of the training data.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: --out must be a directory, and this is a file")
+    config = _run_config(out, preset_name, config_overrides)
+    settings = TrainSettings(steps=steps, batch_size=batch_size, learning_rate=lr or config.learning_rate,
+                             save_every=save_every, eval_every=eval_every, seed=seed, progress=progress)
+    cache = out / "cache"
+    dataset = AudioFolder(data, config.sample_rate, cache, metadata)
+    eval_set = AudioFolder(eval_data, config.sample_rate, cache, None) if eval_data else dataset
+    if distributed.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        config.save(out / CONFIG_FILE)
+        atomic_write_text(out / RUN_FILE, json.dumps({"preset": preset_name, "data": str(data)}, indent=2) + "\n")
+    if dataset.lengths.max() < config.sample_length:
+        warnings.warn(f"{data}: every file is shorter than one training crop "
+                      f"({config.sample_length / config.sample_rate:.2f}s); crops are padded with silence",
+                      stacklevel=2)
+    model = VQVAE(config)
+
+    def next_batch(step: int) -> Batch:
+        generator = np.random.default_rng([seed, step, distributed.rank()])
+        return dataset.sample_batch(batch_size, config.sample_length, generator, train=True)
+
+    def evaluate(m: nn.Module) -> dict[str, float]:
+        return flatten_metrics(evaluate_vqvae(m, eval_set, max_windows_per_file=2))
+
+    return train(out, model, settings, "vqvae", {CONFIG_FILE: config.to_json()}, next_batch, vqvae_loss, evaluate,
+                 progress_keys=("loss", "sc_db", "usage"))
