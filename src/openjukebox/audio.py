@@ -16,6 +16,9 @@ import soxr
 from .errors import AudioError
 from .fileio import atomic_path
 
+# Largest possible Ogg page: 27-byte header, 255 lacing values, 255 segments of 255 bytes.
+_MAX_OGG_PAGE = 27 + 255 + 255 * 255
+
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au"})
 
 
@@ -23,6 +26,7 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
     """(sample_rate, channels, frames) of a file without decoding it."""
     path = Path(path)
     _check_exists(path)
+    _check_ogg_complete(path)
     try:
         info = sf.info(str(path))
     except Exception as e:  # soundfile raises several types for bad headers
@@ -37,6 +41,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, mono: bo
     """
     path = Path(path)
     _check_exists(path)
+    _check_ogg_complete(path)
     try:
         data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:
@@ -48,6 +53,9 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, mono: bo
     audio = data.T
     if sample_rate is not None and file_rate != sample_rate:
         audio = resample(audio, file_rate, sample_rate)
+        if audio.shape[1] == 0:
+            raise AudioError(f"{path}: too short: {data.shape[0]} sample(s) at {file_rate} Hz is less than one "
+                             f"sample at {sample_rate} Hz")
     if mono:
         audio = audio.mean(axis=0, keepdims=True)
     return np.ascontiguousarray(audio, dtype=np.float32)
@@ -85,8 +93,12 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> 
             audio = audio / peak
     else:
         raise AudioError(f"{path}: can only save .wav or .flac, not '{path.suffix or 'no extension'}'")
-    with atomic_path(path) as tmp:
-        sf.write(str(tmp), audio.T, sample_rate, format=fmt, subtype=subtype)
+    try:
+        with atomic_path(path) as tmp:
+            sf.write(str(tmp), audio.T, sample_rate, format=fmt, subtype=subtype)
+    except (OSError, sf.SoundFileError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else _reason(e)
+        raise AudioError(f"{path}: could not write the audio file ({reason})") from None
     return path
 
 
@@ -97,6 +109,28 @@ def _check_exists(path: Path) -> None:
         raise AudioError(f"{path}: is a directory, not an audio file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: the file is empty")
+
+
+def _check_ogg_complete(path: Path) -> None:
+    """Refuse an Ogg file cut short: libsndfile would silently decode only its complete pages.
+
+    A whole Ogg file ends exactly where its last page ends, and that page carries the end-of-stream flag.
+    """
+    with open(path, "rb") as f:
+        if f.read(4) != b"OggS":
+            return
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - _MAX_OGG_PAGE))
+        tail = f.read()
+    pos = len(tail)
+    while (pos := tail.rfind(b"OggS", 0, pos)) >= 0:
+        if pos + 27 <= len(tail):
+            segments = tail[pos + 27:pos + 27 + tail[pos + 26]]
+            if pos + 27 + len(segments) + sum(segments) == len(tail):
+                if tail[pos + 5] & 0x04:  # end-of-stream flag
+                    return
+                break
+    raise AudioError(f"{path}: the Ogg file is truncated (it ends before its end-of-stream page)")
 
 
 def _reason(e: Exception) -> str:

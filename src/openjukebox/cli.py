@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import warnings
+from typing import NoReturn
 
 from .errors import OpenJukeboxError
 
@@ -73,10 +74,19 @@ def cmd_vqvae_eval(args: argparse.Namespace) -> None:
               f"{e['codebook_usage'] * 100:>14.1f}% {e['perplexity']:>10.1f}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are reported like every other error: one line, then exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("openjukebox").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"openjukebox: error: {where}{message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .vqvae.config import PRESETS
 
-    parser = argparse.ArgumentParser(prog="openjukebox", description="Jukebox on today's PyTorch.")
+    parser = _Parser(prog="openjukebox", description="Jukebox on today's PyTorch.")
     sub = parser.add_subparsers(dest="group", required=True)
     vq = sub.add_parser("vqvae", help="train and use the three-level VQ-VAE").add_subparsers(dest="command", required=True)
 
@@ -134,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except OpenJukeboxError as e:
         print(f"openjukebox: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a file system refusal (permissions, full disk) the API did not already name
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"openjukebox: error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("openjukebox: interrupted", file=sys.stderr)

@@ -58,9 +58,12 @@ def save_codes(path: str | os.PathLike, codes: CodesFile) -> Path:
         "clips": [vars(c) for c in codes.clips],
     }
     arrays = {f"level_{i}": np.asarray(a, dtype=np.int64) for i, a in enumerate(codes.levels)}
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, metadata=np.array(json.dumps(metadata)), **arrays)
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, metadata=np.array(json.dumps(metadata)), **arrays)
+    except OSError as e:
+        raise CodesError(f"{path}: could not write the codes file ({e.strerror or e})") from None
     return path
 
 

@@ -87,7 +87,10 @@ class AudioFolder:
                 unreadable.append(f"{rel} ({entry['error']})")
                 continue
             files.append(AudioFile(rel, entry["channels"], entry["length"], entry["cache"], **labels.get(rel, {})))
-        atomic_write_text(index_path, json.dumps({"version": INDEX_VERSION, "files": entries}))
+        try:
+            atomic_write_text(index_path, json.dumps({"version": INDEX_VERSION, "files": entries}))
+        except OSError as e:
+            raise DataError(f"{index_path}: could not write the dataset index ({e.strerror or e})") from None
         if unreadable:
             warnings.warn(f"skipping {len(unreadable)} unreadable file(s) in {self.data_dir}: " + "; ".join(unreadable),
                           stacklevel=3)
@@ -101,9 +104,12 @@ class AudioFolder:
         except AudioError as e:
             return {"error": str(e).removeprefix(f"{path}: ")}
         name = hashlib.sha1(key.encode()).hexdigest()[:20] + ".npy"
-        with atomic_path(self.cache_dir / name) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, audio.astype(np.float16))
+        try:
+            with atomic_path(self.cache_dir / name) as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, audio.astype(np.float16))
+        except OSError as e:
+            raise DataError(f"{self.cache_dir}: could not write the audio cache ({e.strerror or e})") from None
         return {"channels": int(audio.shape[0]), "length": int(audio.shape[1]), "cache": name}
 
     def __len__(self) -> int:

@@ -25,7 +25,7 @@ def read_metadata(path: Path) -> dict[str, dict[str, str]]:
     if not path.is_file():
         raise DataError(f"{path}: no such metadata table")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # spreadsheets often start their CSV with a byte-order mark
     except UnicodeDecodeError:
         raise DataError(f"{path}: metadata table is not UTF-8 text") from None
     if path.suffix.lower() == ".jsonl":
@@ -48,5 +48,7 @@ def read_metadata(path: Path) -> dict[str, dict[str, str]]:
     for number, row in enumerate(rows, 1):
         if not row.get("path"):
             raise DataError(f"{path}: row {number} has no 'path' column")
+        if not isinstance(row["path"], str):
+            raise DataError(f"{path}: row {number}: 'path' must be a string, got {row['path']!r}")
         table[str(Path(row["path"]))] = {k: str(row.get(k) or "") for k in COLUMNS}
     return table

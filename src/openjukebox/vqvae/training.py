@@ -80,6 +80,7 @@ def train_vqvae(data: str | os.PathLike, out: str | os.PathLike, preset_name: st
         warnings.warn(f"{data}: every file is shorter than one training crop "
                       f"({config.sample_length / config.sample_rate:.2f}s); crops are padded with silence",
                       stacklevel=2)
+    torch.manual_seed(seed)  # the same seed gives the same initial weights, so runs are reproducible on CPU
     model = VQVAE(config)
 
     def next_batch(step: int) -> Batch:
