@@ -15,8 +15,9 @@ from openjukebox.audio import audio_info, load_audio, resample, save_audio
 from openjukebox.errors import AudioError, OpenJukeboxError
 
 # Per channel a different sine frequency (all below 4 kHz, the Nyquist frequency of 8 kHz audio),
-# so both the content and the channel order can be checked after a lossy codec.
-CHANNEL_FREQS = (300.0, 500.0, 700.0, 900.0, 1100.0, 1300.0)
+# so both the content and the channel order can be checked after a lossy codec. The sixth is low because
+# Vorbis encodes the sixth channel of 5.1 audio as the band-limited LFE channel.
+CHANNEL_FREQS = (300.0, 500.0, 700.0, 900.0, 1100.0, 110.0)
 SECONDS = 0.5
 
 
@@ -382,7 +383,9 @@ def test_load_refuses_bad_files(tmp_path, case):
         assert "\n" not in message
 
 
-@pytest.mark.parametrize("case", [c for c in BAD_FILES if c not in ("nan", "inf", "no-frames", "truncated-flac")])
+# audio_info reads headers only: bad samples, and a FLAC cut after its header, show up when decoding.
+@pytest.mark.parametrize("case", [c for c in BAD_FILES if c not in ("nan", "inf", "no-frames", "truncated-flac",
+                                                                   "truncated-flac-header")])
 def test_audio_info_refuses_bad_files(tmp_path, case):
     path = BAD_FILES[case][0](tmp_path)
     with pytest.raises(AudioError) as info:

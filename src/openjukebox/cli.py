@@ -83,12 +83,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"openjukebox: error: {where}{message} (see '{self.prog} --help')\n")
 
 
+def cmd_data_synth(args: argparse.Namespace) -> None:
+    from .data.synth import write_synthetic_dataset
+
+    paths = write_synthetic_dataset(args.out, args.files, args.seconds, args.sample_rate, args.seed)
+    print(f"wrote {len(paths)} synthetic songs to {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .vqvae.config import PRESETS
 
     parser = _Parser(prog="openjukebox", description="Jukebox on today's PyTorch.")
     sub = parser.add_subparsers(dest="group", required=True)
     vq = sub.add_parser("vqvae", help="train and use the three-level VQ-VAE").add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="datasets").add_subparsers(dest="command", required=True)
+    p = data.add_parser("synth", help="write deterministic synthetic songs (melody, chords, drums) as WAV files")
+    p.add_argument("--out", required=True)
+    p.add_argument("--files", type=int, default=4)
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--sample-rate", type=int, default=22050)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_data_synth)
 
     p = vq.add_parser("train", help="train (or resume training) a VQ-VAE on a folder of audio")
     p.add_argument("--data", required=True, help="folder of audio files (searched recursively)")

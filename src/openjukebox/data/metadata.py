@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def read_metadata(path: Path) -> dict[str, dict[str, str]]:
                 raise DataError(f"{path}: line {number} is not a JSON object")
             rows.append(row)
     elif path.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(text.splitlines()))
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))  # keeps line breaks inside quoted lyrics
     else:
         raise DataError(f"{path}: metadata table must be .csv or .jsonl")
     table: dict[str, dict[str, str]] = {}

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import save_audio
+from ..errors import ConfigError
 
 _SCALE = np.array([0, 2, 4, 5, 7, 9, 11, 12])  # major scale, semitones above the root
 
@@ -62,6 +63,8 @@ def synth_song(seconds: float, sample_rate: int, seed: int, channels: int = 2) -
 def write_synthetic_dataset(out_dir: str | os.PathLike, n_files: int = 4, seconds: float = 8.0,
                             sample_rate: int = 22050, seed: int = 0) -> list[Path]:
     """Write `n_files` synthetic songs as WAV files into `out_dir`; returns their paths."""
+    if n_files <= 0 or seconds <= 0 or sample_rate < 4000:
+        raise ConfigError("synthetic data needs files > 0, seconds > 0 and a sample rate of at least 4000 Hz")
     out_dir = Path(out_dir)
     paths = []
     for i in range(n_files):
