@@ -47,11 +47,15 @@ def spectral_loss(target: torch.Tensor, output: torch.Tensor, settings: tuple[ST
     return total / len(settings)
 
 
-def spectral_convergence_db(target: torch.Tensor, output: torch.Tensor, setting: STFTSetting) -> torch.Tensor:
-    """Per-clip 20·log10(‖|S| − |Ŝ|‖_F / ‖|S|‖_F) in dB (lower is better), shape (batch,). Silent clips give nan."""
+def spectral_energies(target: torch.Tensor, output: torch.Tensor, setting: STFTSetting) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per clip (‖|S| − |Ŝ|‖²_F, ‖|S|‖²_F): summed over many clips they give a spectral convergence of the whole set."""
     s_target = magnitude_spectrogram(target, setting).flatten(1)
     s_output = magnitude_spectrogram(output, setting).flatten(1)
-    reference = s_target.norm(dim=1)
-    ratio = (s_target - s_output).norm(dim=1) / reference.clamp_min(1e-12)
-    db = 20 * torch.log10(ratio.clamp_min(1e-12))
+    return (s_target - s_output).pow(2).sum(1), s_target.pow(2).sum(1)
+
+
+def spectral_convergence_db(target: torch.Tensor, output: torch.Tensor, setting: STFTSetting) -> torch.Tensor:
+    """Per-clip 20·log10(‖|S| − |Ŝ|‖_F / ‖|S|‖_F) in dB (lower is better), shape (batch,). Silent clips give nan."""
+    error, reference = spectral_energies(target, output, setting)
+    db = 10 * torch.log10(error.clamp_min(1e-24) / reference.clamp_min(1e-24))
     return torch.where(reference > 0, db, torch.full_like(db, math.nan))

@@ -1,0 +1,45 @@
+"""Losses and the spectral-convergence metric against hand-computed values."""
+
+import math
+
+import pytest
+import torch
+
+from openjukebox.vqvae.config import STFTSetting
+from openjukebox.vqvae.losses import reconstruction_loss, spectral_convergence_db, spectral_loss
+
+SETTING = STFTSetting(256, 64, 256)
+
+
+def _music(batch=2, n=4096):
+    t = torch.arange(n) / 16000
+    tones = torch.stack([torch.sin(2 * math.pi * f * t) for f in (220.0, 330.0)[:batch]])
+    return (0.5 * tones)[:, None]
+
+
+def test_spectral_convergence_of_half_amplitude_is_minus_6_db():
+    x = _music()
+    # |STFT(x/2)| = |STFT(x)|/2, so the ratio is exactly 1/2: 20·log10(0.5).
+    assert spectral_convergence_db(x, 0.5 * x, SETTING).tolist() == pytest.approx([20 * math.log10(0.5)] * 2, abs=1e-4)
+    assert spectral_convergence_db(x, torch.zeros_like(x), SETTING).tolist() == pytest.approx([0.0, 0.0], abs=1e-5)
+
+
+def test_spectral_convergence_of_silence_is_nan_not_infinite():
+    x = torch.zeros(1, 1, 4096)
+    assert math.isnan(spectral_convergence_db(x, x + 0.1, SETTING).item())
+
+
+def test_spectral_loss_is_relative_frobenius_distance():
+    x = _music()
+    settings = (SETTING, STFTSetting(128, 32, 128))
+    assert spectral_loss(x, 0.5 * x, settings).item() == pytest.approx(0.5, rel=1e-5)
+    assert spectral_loss(x, x, settings).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_reconstruction_loss_is_mse_over_signal_power_plus_linf():
+    x = _music()
+    power = x.pow(2).mean().item()  # 0.125 for a 0.5-amplitude sine
+    assert reconstruction_loss(x, x + 0.1).item() == pytest.approx(0.01 / power, rel=1e-4)
+    # L∞ term: every clip's largest error is 0.1, divided by the RMS of the batch.
+    assert reconstruction_loss(x, x + 0.1, linf_weight=0.02).item() == pytest.approx(
+        0.01 / power + 0.02 * 0.1 / math.sqrt(power), rel=1e-4)
