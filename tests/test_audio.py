@@ -24,7 +24,8 @@ SECONDS = 0.5
 def sines(rate: int, channels: int, seconds: float = SECONDS, amplitude: float = 0.4) -> np.ndarray:
     """(frames, channels) float32: channel c is a sine at CHANNEL_FREQS[c]."""
     t = np.arange(int(rate * seconds)) / rate
-    return np.stack([amplitude * np.sin(2 * np.pi * CHANNEL_FREQS[c] * t) for c in range(channels)], 1).astype(np.float32)
+    waves = [amplitude * np.sin(2 * np.pi * CHANNEL_FREQS[c] * t) for c in range(channels)]
+    return np.stack(waves, 1).astype(np.float32)
 
 
 def peak_frequency(x: np.ndarray, rate: int) -> float:

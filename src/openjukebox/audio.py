@@ -6,7 +6,11 @@ Audio inside openjukebox is float32 in [-1, 1], shaped (channels, samples) for o
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +32,8 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
     _check_exists(path)
     _check_ogg_complete(path)
     try:
-        info = sf.info(str(path))
+        with _quiet_native_stderr():
+            info = sf.info(str(path))
     except Exception as e:  # soundfile raises several types for bad headers
         raise AudioError(f"{path}: not a readable audio file ({_reason(e)})") from None
     return int(info.samplerate), int(info.channels), int(info.frames)
@@ -43,7 +48,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, mono: bo
     _check_exists(path)
     _check_ogg_complete(path)
     try:
-        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with _quiet_native_stderr():
+            data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:
         raise AudioError(f"{path}: not a readable audio file ({_reason(e)})") from None
     if data.shape[0] == 0:
@@ -133,6 +139,26 @@ def _check_ogg_complete(path: Path) -> None:
     raise AudioError(f"{path}: the Ogg file is truncated (it ends before its end-of-stream page)")
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence what libsndfile's decoders (mpg123 on a corrupt file) print straight to the process's stderr;
+    the failure itself still arrives as an exception."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable stderr: nothing to protect
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _reason(e: Exception) -> str:
     text = str(e).strip().splitlines()
-    return text[-1] if text else type(e).__name__
+    # libsndfile repeats the path ("Error opening 'x.wav': Format not recognised."): the message has it already
+    return re.sub(r"^Error opening '.*': ", "", text[-1]) if text else type(e).__name__

@@ -87,6 +87,11 @@ def load_codes(path: str | os.PathLike) -> CodesFile:
     for level, array in enumerate(codes.levels):
         if array.dtype.kind not in "iu" or array.ndim != 2 or array.shape[0] != len(clips):
             raise CodesError(f"{path}: level_{level} must be an integer (clips, tokens) array")
+    if not all(isinstance(h, int) and h > 0 for h in codes.hop_lengths):
+        raise CodesError(f"{path}: invalid hop lengths {list(codes.hop_lengths)}")
+    for i, clip in enumerate(clips):
+        if not isinstance(clip.length, int) or isinstance(clip.length, bool) or clip.length <= 0:
+            raise CodesError(f"{path}: clip {i} has an invalid length {clip.length!r} (a positive number of samples)")
     return codes
 
 
@@ -98,7 +103,12 @@ def check_codes_match(codes: CodesFile, path: Path, fingerprint: str, codebook_s
     if codes.fingerprint != fingerprint:
         raise CodesError(f"{path}: codes were made by another model (fingerprint {codes.fingerprint}, "
                          f"this model is {fingerprint}); re-encode the audio with this model")
-    for level, array in enumerate(codes.levels):
-        valid = array[array != -1]
-        if valid.size and (valid.min() < 0 or valid.max() >= codebook_size):
-            raise CodesError(f"{path}: level {level} holds code values outside [0, {codebook_size - 1}]")
+    for level, hop in enumerate(codes.hop_lengths):
+        for clip in range(len(codes.clips)):
+            valid = codes.codes(clip, level)  # -1 is padding only after a clip's last code
+            needed = -(-codes.clips[clip].length // hop)
+            if len(valid) < needed:
+                raise CodesError(f"{path}: clip {clip} has {len(valid)} codes at level {level}, its length of "
+                                 f"{codes.clips[clip].length} samples needs {needed}")
+            if valid.size and (valid.min() < 0 or valid.max() >= codebook_size):
+                raise CodesError(f"{path}: level {level} holds code values outside [0, {codebook_size - 1}]")

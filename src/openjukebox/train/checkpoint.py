@@ -129,6 +129,9 @@ def load_training_state(ckpt: Path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{ckpt}: no {TRAINING_STATE}") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as e:
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{path}: unsafe training state (it holds objects other than tensors and plain "
+                              f"values, which openjukebox never loads)") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: unreadable or unsafe training state ({reason})") from None

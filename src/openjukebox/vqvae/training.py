@@ -67,7 +67,7 @@ def train_vqvae(data: str | os.PathLike, out: str | os.PathLike, preset_name: st
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: --out must be a directory, and this is a file")
     config = _run_config(out, preset_name, config_overrides)
-    settings = TrainSettings(steps=steps, batch_size=batch_size, learning_rate=lr or config.learning_rate,
+    settings = TrainSettings(steps=steps, batch_size=batch_size, learning_rate=config.learning_rate if lr is None else lr,
                              save_every=save_every, eval_every=eval_every, seed=seed, progress=progress)
     cache = out / "cache"
     dataset = AudioFolder(data, config.sample_rate, cache, metadata)

@@ -33,6 +33,8 @@ def encode_audio_files(model: VQVAE, paths: list[str | os.PathLike], out: str | 
         if start >= audio.shape[1]:
             raise ConfigError(f"{path}: --offset {offset}s is past the end of the file ({audio.shape[1] / rate:.2f}s)")
         audio = audio[:, start:stop]
+        if audio.shape[1] == 0:
+            raise ConfigError(f"{path}: --duration {duration}s is shorter than one sample at {rate} Hz")
         codes = model.encode(torch.from_numpy(audio)[None].to(device), chunk_seconds=chunk_seconds)
         for level, c in enumerate(codes):
             rows[level].append(c[0].cpu().numpy())
@@ -71,6 +73,12 @@ def decode_codes(model: VQVAE, codes_path: str | os.PathLike, level: int, out: s
         audio = model.decode(tokens, level, chunk_seconds=chunk_seconds)[0, :, : codes.clips[i].length]
         decoded.append(audio.cpu().numpy())
     targets = [out] if len(chosen) == 1 else [out.with_name(f"{out.stem}-{i}{out.suffix}") for i in chosen]
-    for path, audio in zip(targets, decoded):
-        save_audio(path, audio, model.config.sample_rate)
+    written: list[Path] = []
+    try:
+        for path, audio in zip(targets, decoded):
+            written.append(save_audio(path, audio, model.config.sample_rate))
+    except BaseException:
+        for path in written:  # all clips or none
+            path.unlink(missing_ok=True)
+        raise
     return targets
