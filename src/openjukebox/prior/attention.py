@@ -1,0 +1,136 @@
+"""Factorized self-attention of the Scalable Transformer, by reshapes and SDPA, with a per-pattern KV cache.
+
+The context of n_ctx tokens is viewed as (blocks, block_len). Patterns, numbered as in the released models:
+  0 dense: causal over everything before;
+  1 row: causal within the query's own block;
+  2 column: the same in-block offset in this and every earlier block (causal);
+  3 previous row: the whole previous block, unmasked; block 0 has none, and its output is exactly 0.
+Each is computed on a reshaped tensor, never with a dense n_ctx × n_ctx mask.
+
+Incremental decoding keeps only what a pattern can ever look at again: a row layer the current block, a
+previous-row layer the current and previous block, dense and column layers every key so far.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DENSE, ROW, COLUMN, PREVIOUS_ROW = 0, 1, 2, 3
+PATTERNS = (DENSE, ROW, COLUMN, PREVIOUS_ROW)
+
+
+def _pad_to_blocks(t: torch.Tensor, block_len: int) -> torch.Tensor:
+    """(B, H, T, d) → (B, H, ceil(T/L)·L, d), zero-padded at the end: padding sits after every real position,
+    so causal patterns never let a real query see it."""
+    return F.pad(t, (0, 0, 0, -t.shape[2] % block_len))
+
+
+def factorized_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: int, block_len: int) -> torch.Tensor:
+    """Attention of (batch, heads, T, d_head) queries over keys at the same positions, for one pattern."""
+    b, h, t, d = q.shape
+    if pattern == DENSE:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    q, k, v = (_pad_to_blocks(x, block_len) for x in (q, k, v))
+    n = q.shape[2] // block_len
+    q, k, v = (x.view(b, h, n, block_len, d) for x in (q, k, v))
+    if pattern == ROW:
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    elif pattern == COLUMN:
+        q, k, v = (x.transpose(2, 3) for x in (q, k, v))  # (b, h, block_len, n, d): attend across blocks
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(2, 3)
+    elif pattern == PREVIOUS_ROW:
+        k_prev = F.pad(k, (0, 0, 0, 0, 1, 0))[:, :, :-1]
+        v_prev = F.pad(v, (0, 0, 0, 0, 1, 0))[:, :, :-1]
+        out = F.scaled_dot_product_attention(q, k_prev, v_prev)
+        out = torch.cat([torch.zeros_like(out[:, :, :1]), out[:, :, 1:]], dim=2)
+    else:
+        raise ValueError(f"unknown attention pattern {pattern}")
+    return out.reshape(b, h, n * block_len, d)[:, :, :t]
+
+
+@dataclass
+class KVCache:
+    """Preallocated keys/values of one layer: (batch, heads, slots, d_head). Slot meaning depends on the pattern."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+
+
+def cache_slots(pattern: int, n_ctx: int, block_len: int) -> int:
+    """How many past keys a pattern may still need: all for dense/column, one block for row, two for previous row."""
+    return {DENSE: n_ctx, COLUMN: n_ctx, ROW: block_len, PREVIOUS_ROW: 2 * block_len}[pattern]
+
+
+def _slot(pattern: int, pos: int, block_len: int) -> int:
+    if pattern in (DENSE, COLUMN):
+        return pos
+    if pattern == ROW:
+        return pos % block_len
+    return pos % (2 * block_len)  # previous row: a ring of two blocks
+
+
+def attend_one(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: KVCache, pattern: int, pos: int,
+               block_len: int) -> torch.Tensor:
+    """Attention of the token at `pos` (q, k, v: (batch, heads, 1, d)), storing its key/value in the cache."""
+    slot = _slot(pattern, pos, block_len)
+    cache.keys[:, :, slot] = k[:, :, 0]
+    cache.values[:, :, slot] = v[:, :, 0]
+    block, offset = divmod(pos, block_len)
+    if pattern == DENSE:
+        keys, values = cache.keys[:, :, : pos + 1], cache.values[:, :, : pos + 1]
+    elif pattern == ROW:
+        keys, values = cache.keys[:, :, : offset + 1], cache.values[:, :, : offset + 1]
+    elif pattern == COLUMN:
+        keys = cache.keys[:, :, offset: pos + 1: block_len]
+        values = cache.values[:, :, offset: pos + 1: block_len]
+    elif pattern == PREVIOUS_ROW:
+        if block == 0:
+            return torch.zeros_like(q)
+        start = ((block - 1) % 2) * block_len
+        keys = cache.keys[:, :, start: start + block_len]
+        values = cache.values[:, :, start: start + block_len]
+    else:
+        raise ValueError(f"unknown attention pattern {pattern}")
+    return F.scaled_dot_product_attention(q, keys, values)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention of one pattern: width → n_state (q, k, v) → width."""
+
+    def __init__(self, width: int, n_state: int, heads: int, pattern: int, block_len: int) -> None:
+        super().__init__()
+        if n_state % heads:
+            raise ValueError(f"attention width {n_state} is not divisible by {heads} heads")
+        self.heads = heads
+        self.pattern = pattern
+        self.block_len = block_len
+        self.c_attn = nn.Linear(width, 3 * n_state)
+        self.c_proj = nn.Linear(n_state, width)
+
+    def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b, t, _ = x.shape
+        q, k, v = self.c_attn(x).chunk(3, dim=-1)
+        return tuple(y.view(b, t, self.heads, -1).transpose(1, 2) for y in (q, k, v))
+
+    def _merge(self, out: torch.Tensor) -> torch.Tensor:
+        b, h, t, d = out.shape
+        return self.c_proj(out.transpose(1, 2).reshape(b, t, h * d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, T, width) → (batch, T, width), each position attending by this layer's pattern."""
+        q, k, v = self._split(x)
+        return self._merge(factorized_attention(q, k, v, self.pattern, self.block_len))
+
+    def new_cache(self, batch: int, n_ctx: int, device: torch.device, dtype: torch.dtype) -> KVCache:
+        d = self.c_attn.out_features // 3 // self.heads
+        shape = (batch, self.heads, cache_slots(self.pattern, n_ctx, self.block_len), d)
+        return KVCache(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
+
+    def step(self, x: torch.Tensor, cache: KVCache, pos: int) -> torch.Tensor:
+        """One token (batch, 1, width) at position `pos`, using and updating the cache."""
+        q, k, v = self._split(x)
+        return self._merge(attend_one(q, k, v, cache, self.pattern, pos, self.block_len))

@@ -1,0 +1,116 @@
+"""The Scalable Transformer of the Jukebox priors (appendix A): pre-LN blocks over factorized attention.
+
+Block: h = x + a + m with a = attn(ln_0(x)) and m = mlp(ln_1(x + a)), as released; no final LayerNorm.
+Attention width is `attn_fraction`·width, the MLP hidden width `mlp_fraction`·width (both as released:
+1/4 and 1), with quick-GELU x·σ(1.702x).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from ..errors import ConfigError
+from .attention import COLUMN, DENSE, PREVIOUS_ROW, ROW, KVCache, SelfAttention
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    width: int
+    depth: int
+    heads: int
+    n_ctx: int
+    blocks: int  # the context is viewed as (blocks, n_ctx // blocks)
+    attn_order: int = 2
+    attn_fraction: float = 0.25
+    mlp_fraction: float = 1.0
+    dropout: float = 0.0
+    checkpoint_activations: bool = False
+
+    def __post_init__(self) -> None:
+        if self.n_ctx % self.blocks:
+            raise ConfigError(f"transformer: n_ctx {self.n_ctx} must be a multiple of blocks {self.blocks}")
+        if int(self.width * self.attn_fraction) % self.heads:
+            raise ConfigError(f"transformer: attention width {int(self.width * self.attn_fraction)} "
+                              f"must be divisible by {self.heads} heads")
+        layer_patterns(self.attn_order, self.depth)
+
+    @property
+    def block_len(self) -> int:
+        return self.n_ctx // self.blocks
+
+
+def layer_patterns(attn_order: int, depth: int) -> list[int]:
+    """The attention pattern of each layer for a released `attn_order` (0: all dense; 2: row, column, previous row)."""
+    if attn_order == 0:
+        return [DENSE] * depth
+    if attn_order == 2:
+        return [(ROW, COLUMN, PREVIOUS_ROW)[d % 3] for d in range(depth)]
+    raise ConfigError(f"attention order {attn_order} is not supported yet (supported: 0 dense, 2 row/column/previous-row)")
+
+
+def quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.sigmoid(1.702 * x)
+
+
+class MLP(nn.Module):
+    def __init__(self, width: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(width, hidden)
+        self.c_proj = nn.Linear(hidden, width)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(quick_gelu(self.c_fc(x))))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, config: TransformerConfig, pattern: int) -> None:
+        super().__init__()
+        self.ln_0 = nn.LayerNorm(config.width, eps=1e-5)
+        self.attn = SelfAttention(config.width, int(config.width * config.attn_fraction), config.heads, pattern,
+                                  config.block_len)
+        self.ln_1 = nn.LayerNorm(config.width, eps=1e-5)
+        self.mlp = MLP(config.width, int(config.width * config.mlp_fraction), config.dropout)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.dropout(self.attn(self.ln_0(x)))
+        return x + a + self.mlp(self.ln_1(x + a))
+
+    def step(self, x: torch.Tensor, cache: KVCache, pos: int) -> torch.Tensor:
+        a = self.attn.step(self.ln_0(x), cache, pos)
+        return x + a + self.mlp(self.ln_1(x + a))
+
+
+class Transformer(nn.Module):
+    """A stack of blocks whose attention patterns cycle as in the released models; (batch, T, width) in and out."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.blocks = nn.ModuleList(TransformerBlock(config, p) for p in layer_patterns(config.attn_order, config.depth))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] > self.config.n_ctx:
+            raise ValueError(f"sequence of {x.shape[1]} tokens is longer than the context of {self.config.n_ctx}")
+        for block in self.blocks:
+            if self.config.checkpoint_activations and self.training:
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return x
+
+    def new_caches(self, batch: int, device: torch.device, dtype: torch.dtype = torch.float32) -> list[KVCache]:
+        return [b.attn.new_cache(batch, self.config.n_ctx, device, dtype) for b in self.blocks]
+
+    def step(self, x: torch.Tensor, caches: list[KVCache], pos: int) -> torch.Tensor:
+        """The output at position `pos` for its input x (batch, 1, width), given caches holding positions < pos."""
+        if not 0 <= pos < self.config.n_ctx:
+            raise ValueError(f"position {pos} is outside the context of {self.config.n_ctx}")
+        for block, cache in zip(self.blocks, caches):
+            x = block.step(x, cache, pos)
+        return x
