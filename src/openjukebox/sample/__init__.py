@@ -1,0 +1,1 @@
+"""Sampling codes from priors: ancestral, windowed past the context, primed."""

@@ -1,0 +1,97 @@
+"""Ancestral sampling of one level's codes with a KV cache, windowed past the context (paper Figure 2b).
+
+A window holds n_ctx tokens. Past the first window, each new window keeps the last (1 − hop_fraction)·n_ctx
+tokens as its prefix, feeds them through the cache and samples the remaining ones. A prefix of known codes
+(the user's own audio, encoded) primes the first window the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from ..errors import ConfigError
+from ..prior.conditioning import Labels
+from ..prior.model import Prior
+
+
+def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 0.0) -> torch.Tensor:
+    """Logits (batch, bins) scaled by 1/temperature with everything outside the top k / nucleus p set to −inf."""
+    if temperature <= 0:
+        raise ConfigError(f"--temperature must be positive, got {temperature}")
+    logits = logits.float() / temperature
+    if top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if 0 < top_p < 1:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # Drop a token when the tokens ranked above it already cover p.
+        drop = probs.cumsum(-1) - probs > top_p
+        logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def sample_window(prior: Prior, n_tokens: int, prefix: torch.Tensor, labels: Labels | None,
+                  upper_codes: torch.Tensor | None, generator: torch.Generator, temperature: float = 1.0,
+                  top_k: int = 0, top_p: float = 0.0) -> torch.Tensor:
+    """Codes (batch, n_tokens) of one window whose first prefix.shape[1] codes are given."""
+    n_ctx = prior.config.transformer.n_ctx
+    batch, known = prefix.shape
+    if n_tokens > n_ctx or known > n_tokens:
+        raise ValueError(f"window of {n_tokens} tokens with a prefix of {known} does not fit n_ctx {n_ctx}")
+    cond = prior.condition(labels, upper_codes, batch, n_tokens)
+    start = prior.start(labels, batch)
+    caches = prior.new_caches(batch)
+    out = torch.empty(batch, n_tokens, dtype=torch.long, device=prefix.device)
+    out[:, :known] = prefix
+    previous = None
+    for pos in range(n_tokens):
+        logits = prior.step(previous, pos, cond, caches, start)
+        if pos >= known:
+            probs = torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)
+            out[:, pos] = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        previous = out[:, pos]
+    return out
+
+
+def window_starts(total_tokens: int, n_ctx: int, hop_fraction: float) -> list[int]:
+    """Start token of each window: 0, then steps of hop_fraction·n_ctx until the last window ends at total_tokens."""
+    if not 0 < hop_fraction <= 1:
+        raise ConfigError(f"--hop-fraction must be in (0, 1], got {hop_fraction}")
+    if total_tokens <= n_ctx:
+        return [0]
+    hop = max(1, int(n_ctx * hop_fraction))
+    starts = list(range(0, total_tokens - n_ctx, hop))
+    return starts + [total_tokens - n_ctx]
+
+
+@torch.no_grad()
+def sample_level(prior: Prior, total_tokens: int, labels: Labels | None, generator: torch.Generator,
+                 prompt: torch.Tensor | None = None, upper_codes: torch.Tensor | None = None,
+                 hop_fraction: float = 0.5, temperature: float = 1.0, top_k: int = 0, top_p: float = 0.0,
+                 batch: int = 1) -> torch.Tensor:
+    """Codes (batch, total_tokens) of one level, windowed; `prompt` (batch, P) codes are kept as the start.
+
+    For an upsampler, `upper_codes` covers the whole length at the level above (total_tokens / 4 tokens);
+    each window gets its slice. Label offsets move with the window.
+    """
+    n_ctx = prior.config.transformer.n_ctx
+    device = prior.pos_emb.device
+    codes = torch.empty(batch, 0, dtype=torch.long, device=device) if prompt is None else prompt.to(device)
+    ratio = 2 ** prior.config.cond_downs
+    for start in window_starts(total_tokens, n_ctx, hop_fraction):
+        end = min(start + n_ctx, total_tokens)
+        if end <= codes.shape[1]:
+            continue  # already known (prompt)
+        window_labels = None
+        if labels is not None:
+            offset = labels.offset + start * prior.config.hop_length
+            window_labels = dataclasses.replace(labels, offset=offset)
+        upper = None if upper_codes is None else upper_codes[:, start // ratio: -(-end // ratio)]
+        window = sample_window(prior, end - start, codes[:, start:], window_labels, upper, generator,
+                               temperature, top_k, top_p)
+        codes = torch.cat([codes[:, :start], window], dim=1)
+    return codes[:, :total_tokens]
