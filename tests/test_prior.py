@@ -80,7 +80,7 @@ def test_changing_the_artist_changes_the_logits():
 def test_unconditional_prior_samples_without_labels():
     torch.manual_seed(0)
     prior = Prior(PriorConfig(level=2, bins=12, transformer=TRANSFORMER, hop_length=128)).eval()
-    out = sample_level(prior, 40, None, torch.Generator().manual_seed(1), batch=3)
+    out = sample_level(prior, 40, None, seed=1, batch=3)
     assert out.shape == (3, 40) and out.min() >= 0 and out.max() < 12
 
 
@@ -88,13 +88,16 @@ def test_windowed_sampling_keeps_the_prompt_and_reaches_the_length():
     torch.manual_seed(0)
     prior = top_prior().eval()
     prompt = torch.randint(0, 12, (2, 10))
-    out = sample_level(prior, 50, labels(batch=2), torch.Generator().manual_seed(0), prompt=prompt,
+    out = sample_level(prior, 50, labels(batch=2), seed=0, prompt=prompt,
                        hop_fraction=0.5, batch=2)
     assert out.shape == (2, 50)
     assert torch.equal(out[:, :10], prompt)
-    same = sample_level(prior, 50, labels(batch=2), torch.Generator().manual_seed(0), prompt=prompt,
+    same = sample_level(prior, 50, labels(batch=2), seed=0, prompt=prompt,
                         hop_fraction=0.5, batch=2)
     assert torch.equal(out, same)  # same seed, same codes
+    # Resuming from the codes of the first two windows gives the codes of the uninterrupted run.
+    resumed = sample_level(prior, 50, labels(batch=2), seed=0, prompt=out[:, :24], hop_fraction=0.5, batch=2)
+    assert torch.equal(resumed, out)
 
 
 def test_window_starts_cover_the_song():

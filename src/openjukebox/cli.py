@@ -90,12 +90,88 @@ def cmd_data_synth(args: argparse.Namespace) -> None:
     print(f"wrote {len(paths)} synthetic songs to {args.out}")
 
 
+def cmd_init(args: argparse.Namespace) -> None:
+    from .bundle import init_bundle
+
+    init_bundle(args.preset, args.out, args.seed, args.artists, args.genres)
+    print(f"wrote a '{args.preset}' bundle with random weights to {args.out}")
+
+
+def _sample_request(args: argparse.Namespace):
+    from .sample.pipeline import SampleRequest
+
+    try:
+        levels = [int(level) for level in args.levels.split(",")]
+    except ValueError:
+        raise OpenJukeboxError(f"--levels must be 2, 2,1 or 2,1,0, got {args.levels}") from None
+    return SampleRequest(duration=args.duration, n=args.n, seed=args.seed, artist=args.artist,
+                         genres=args.genre or [], temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                         hop_fraction=args.hop_fraction, levels=levels, prompt=args.prompt,
+                         prompt_seconds=args.prompt_seconds)
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from .bundle import load_bundle
+    from .sample.pipeline import sample
+
+    request = _sample_request(args)
+    request.check()
+    for path in sample(load_bundle(args.model, _device(args.device)), args.out, request):
+        print(f"wrote {path}")
+
+
+def cmd_upsample(args: argparse.Namespace) -> None:
+    import json
+    from pathlib import Path
+
+    from .bundle import load_bundle
+    from .sample.pipeline import REQUEST, SampleRequest, sample
+
+    saved = Path(args.out_dir) / REQUEST
+    if not saved.is_file():
+        raise OpenJukeboxError(f"{args.out_dir}: no sampling run here (no {REQUEST})")
+    request = SampleRequest(**{**json.loads(saved.read_text()), "levels": [2, 1, 0]})
+    for path in sample(load_bundle(args.model, _device(args.device)), args.out_dir, request):
+        print(f"wrote {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .vqvae.config import PRESETS
 
     parser = _Parser(prog="openjukebox", description="Jukebox on today's PyTorch.")
     sub = parser.add_subparsers(dest="group", required=True)
     vq = sub.add_parser("vqvae", help="train and use the three-level VQ-VAE").add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="write a model bundle with random weights (tests, benchmarks)")
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--artists", nargs="+", default=None, help="artist vocabulary (default: 'unknown')")
+    p.add_argument("--genres", nargs="+", default=None, help="genre vocabulary (default: 'unknown')")
+    p.set_defaults(func=cmd_init)
+
+    for name, helptext in (("sample", "sample songs from a bundle"), ("upsample", "finish a sampling run")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--model", required=True, help="model bundle directory")
+        p.add_argument("--device", default="auto")
+        if name == "upsample":
+            p.add_argument("out_dir")
+            p.set_defaults(func=cmd_upsample)
+            continue
+        p.add_argument("--duration", type=float, required=True, help="seconds")
+        p.add_argument("--out", required=True, help="output directory; re-running continues it")
+        p.add_argument("--artist", default=None)
+        p.add_argument("--genre", action="append", help="repeat for several genres")
+        p.add_argument("--n", type=int, default=1, help="samples, generated together as one batch")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--temperature", type=float, default=1.0)
+        p.add_argument("--top-k", type=int, default=0)
+        p.add_argument("--top-p", type=float, default=0.0)
+        p.add_argument("--hop-fraction", type=float, default=0.5)
+        p.add_argument("--levels", default="2,1,0", help="2 (top only, fast preview), 2,1 or 2,1,0")
+        p.add_argument("--prompt", default=None, help="audio to continue")
+        p.add_argument("--prompt-seconds", type=float, default=0.0)
+        p.set_defaults(func=cmd_sample)
 
     data = sub.add_parser("data", help="datasets").add_subparsers(dest="command", required=True)
     p = data.add_parser("synth", help="write deterministic synthetic songs (melody, chords, drums) as WAV files")

@@ -84,6 +84,13 @@ class Prior(nn.Module):
         if config.merged_decoder:
             nn.init.normal_(self.x_out.weight, std=0.02)
 
+    def saved_state(self) -> dict[str, torch.Tensor]:
+        """The state dict without the tied output weight (safetensors stores each tensor once)."""
+        state = self.state_dict()
+        if not self.config.merged_decoder:
+            del state["x_out.weight"]
+        return state
+
     def start(self, labels: Labels | None, batch: int) -> torch.Tensor:
         """(batch, width): the first position's input."""
         if self.config.conditioned_on_labels:

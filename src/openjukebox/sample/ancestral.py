@@ -8,6 +8,7 @@ tokens as its prefix, feeds them through the cache and samples the remaining one
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import torch
 
@@ -69,14 +70,16 @@ def window_starts(total_tokens: int, n_ctx: int, hop_fraction: float) -> list[in
 
 
 @torch.no_grad()
-def sample_level(prior: Prior, total_tokens: int, labels: Labels | None, generator: torch.Generator,
+def sample_level(prior: Prior, total_tokens: int, labels: Labels | None, seed: int,
                  prompt: torch.Tensor | None = None, upper_codes: torch.Tensor | None = None,
                  hop_fraction: float = 0.5, temperature: float = 1.0, top_k: int = 0, top_p: float = 0.0,
-                 batch: int = 1) -> torch.Tensor:
+                 batch: int = 1, on_window: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
     """Codes (batch, total_tokens) of one level, windowed; `prompt` (batch, P) codes are kept as the start.
 
     For an upsampler, `upper_codes` covers the whole length at the level above (total_tokens / 4 tokens);
-    each window gets its slice. Label offsets move with the window.
+    each window gets its slice. Label offsets move with the window. Each window draws from its own generator,
+    seeded by `seed` and the window's start, so a run resumed from saved codes (passed as `prompt`) gives the
+    same codes as an uninterrupted one. `on_window` receives the codes so far after every window.
     """
     n_ctx = prior.config.transformer.n_ctx
     device = prior.pos_emb.device
@@ -91,7 +94,10 @@ def sample_level(prior: Prior, total_tokens: int, labels: Labels | None, generat
             offset = labels.offset + start * prior.config.hop_length
             window_labels = dataclasses.replace(labels, offset=offset)
         upper = None if upper_codes is None else upper_codes[:, start // ratio: -(-end // ratio)]
+        generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + start)
         window = sample_window(prior, end - start, codes[:, start:], window_labels, upper, generator,
                                temperature, top_k, top_p)
         codes = torch.cat([codes[:, :start], window], dim=1)
+        if on_window is not None:
+            on_window(codes)
     return codes[:, :total_tokens]

@@ -40,15 +40,34 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, weights: dict[str, to
     `files` are extra text files (name → content) stored alongside, e.g. the model config.
     """
     root = checkpoints_dir(Path(run_dir))
-    root.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:08d}"
     final = root / name
-    tmp = root / f".tmp-{name}-{os.getpid()}"
+    write_model_dir(final, weights, kind, step, files, training_state)
+    try:
+        atomic_write_text(root / "latest", name + "\n")
+    except OSError as e:
+        raise CheckpointError(f"could not save checkpoint {final} ({e.strerror or e}); the previous one is intact") from None
+    for old in sorted(root.glob("step-*"))[:-keep] if keep > 0 else []:
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(".tmp-step-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def write_model_dir(final: Path, weights: dict[str, torch.Tensor], kind: str, step: int, files: dict[str, str],
+                    training_state: dict | None = None) -> Path:
+    """Write a self-describing model directory (weights, meta.json, extra files, optionally the training state)
+    under a temporary name, fsync it and rename it into place."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir()
         save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / WEIGHTS))
-        torch.save(training_state, tmp / TRAINING_STATE)
+        if training_state is not None:
+            torch.save(training_state, tmp / TRAINING_STATE)
         meta = {"format_version": FORMAT_VERSION, "kind": kind, "step": step, "openjukebox_version": __version__}
         (tmp / META).write_text(json.dumps(meta, indent=2) + "\n")
         for file_name, content in files.items():
@@ -59,16 +78,10 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, weights: dict[str, to
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        fsync_dir(root)
-        atomic_write_text(root / "latest", name + "\n")
+        fsync_dir(final.parent)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise CheckpointError(f"could not save checkpoint {final} ({e.strerror or e}); the previous one is intact") from None
-    for old in sorted(root.glob("step-*"))[:-keep] if keep > 0 else []:
-        if old != final:
-            shutil.rmtree(old, ignore_errors=True)
-    for stale in root.glob(".tmp-step-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        raise CheckpointError(f"could not save {final} ({e.strerror or e}); the previous one is intact") from None
     return final
 
 

@@ -1,0 +1,119 @@
+"""A model bundle on disk: manifest + VQ-VAE + three priors + label vocabularies, all a sampler needs."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError, ConfigError
+from .fileio import atomic_write_text
+from .prior.config import prior_config_from_dict, prior_config_to_json, prior_preset
+from .prior.conditioning import Labels
+from .prior.model import Prior
+from .train.checkpoint import load_weights, read_meta, write_model_dir
+from .vqvae.config import preset as vqvae_preset
+from .vqvae.loading import CONFIG_FILE, load_vqvae
+from .vqvae.model import VQVAE
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Bundle:
+    path: Path
+    vqvae: VQVAE
+    priors: dict[int, Prior]
+    artists: list[str]
+    genres: list[str]
+
+    def label_ids(self, artist: str | None, genres: list[str] | None) -> tuple[int, list[int]]:
+        """Vocabulary ids, refusing unknown names with the closest known ones (first entries when not given)."""
+        artist_id = 0 if artist is None else _lookup(artist, self.artists, "artist")
+        genre_ids = [0] if not genres else [_lookup(g, self.genres, "genre") for g in genres]
+        return artist_id, genre_ids
+
+    def labels(self, artist: str | None, genres: list[str] | None, total_length: int, batch: int) -> Labels:
+        artist_id, genre_ids = self.label_ids(artist, genres)
+        max_genres = self.priors[2].config.max_genres
+        if len(genre_ids) > max_genres:
+            raise ConfigError(f"this model takes at most {max_genres} genre(s), got {len(genre_ids)}")
+        padded = genre_ids + [-1] * (max_genres - len(genre_ids))
+        return Labels(artist=torch.full((batch,), artist_id), genres=torch.tensor([padded] * batch),
+                      total_length=torch.full((batch,), total_length), offset=torch.zeros(batch, dtype=torch.long))
+
+
+def _normalise(name: str) -> str:
+    return " ".join(name.lower().replace("_", " ").split())
+
+
+def _lookup(name: str, vocabulary: list[str], what: str) -> int:
+    table = {_normalise(v): i for i, v in enumerate(vocabulary)}
+    key = _normalise(name)
+    if key in table:
+        return table[key]
+    close = difflib.get_close_matches(key, list(table), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(vocabulary[table[c]]) for c in close)}?" if close else \
+        f" ({len(vocabulary)} known, e.g. {', '.join(repr(v) for v in vocabulary[:3])})"
+    raise ConfigError(f"unknown {what} '{name}'{hint}")
+
+
+def init_bundle(preset: str, out: str | os.PathLike, seed: int = 0, artists: list[str] | None = None,
+                genres: list[str] | None = None) -> Path:
+    """Write a bundle of the preset's sizes with random weights (codebooks drawn at random): for tests and benchmarks."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out}: exists and is not empty; choose a new --out")
+    artists, genres = artists or ["unknown"], genres or ["unknown"]
+    torch.manual_seed(seed)
+    vq_config = vqvae_preset(preset)
+    vqvae = VQVAE(vq_config)
+    for codebook in vqvae.codebooks:
+        codebook.initialise(torch.randn(vq_config.codebook_size, vq_config.emb_width) * 0.1)
+    write_model_dir(out / "vqvae", vqvae.state_dict(), "vqvae", 0, {CONFIG_FILE: vq_config.to_json()})
+    for level in range(3):
+        config = prior_preset(preset, level, vq_config.codebook_size, vq_config.hop_lengths[level],
+                              vq_config.sample_rate, len(artists), len(genres))
+        prior = Prior(config)
+        write_model_dir(out / f"prior_{level}", prior.saved_state(), "prior", 0, {CONFIG_FILE: prior_config_to_json(config)})
+    manifest = {"format_version": FORMAT_VERSION, "kind": "bundle", "preset": preset, "artists": artists, "genres": genres}
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return out
+
+
+def load_prior(path: Path, device: torch.device | str = "cpu") -> Prior:
+    read_meta(path, "prior")
+    try:
+        config = prior_config_from_dict(json.loads((path / CONFIG_FILE).read_text()))
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: missing or corrupt prior config ({e})") from None
+    prior = Prior(config)
+    weights = load_weights(path)
+    try:
+        prior.load_state_dict(weights, strict=config.merged_decoder)
+        missing = set(prior.saved_state()) - set(weights)
+        if missing:
+            raise RuntimeError(f"missing weights {sorted(missing)[:3]}")
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the saved config ({str(e).splitlines()[0]})") from None
+    return prior.to(device).eval()
+
+
+def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu") -> Bundle:
+    path = Path(path)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: not a model bundle (no {MANIFEST}); make one with 'openjukebox init'") from None
+    except (ValueError, UnicodeDecodeError):
+        raise CheckpointError(f"{path}/{MANIFEST}: corrupt bundle manifest") from None
+    if manifest.get("kind") != "bundle" or manifest.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: bundle format {manifest.get('format_version')!r} is not supported")
+    vqvae, _ = load_vqvae(path / "vqvae", device)
+    priors = {level: load_prior(path / f"prior_{level}", device) for level in range(3)}
+    return Bundle(path, vqvae, priors, list(manifest["artists"]), list(manifest["genres"]))

@@ -1,0 +1,132 @@
+"""From a bundle to songs: top level, then the upsamplers, each level saved window by window.
+
+OUT_DIR holds `request.json` (what was asked), `level{l}.npz` (the codes so far of each level, rewritten
+atomically after every window) and `sample-{i}-level{l}.wav` per finished level. Running the same request
+again continues from the saved codes; since every window draws from a generator seeded by the seed, the level
+and the window's start, the result equals an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..audio import load_audio, save_audio
+from ..bundle import Bundle
+from ..errors import ConfigError
+from ..fileio import atomic_path, atomic_write_text
+from .ancestral import sample_level
+
+REQUEST = "request.json"
+
+
+@dataclass
+class SampleRequest:
+    duration: float  # seconds
+    n: int = 1
+    seed: int = 0
+    artist: str | None = None
+    genres: list[str] = field(default_factory=list)
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 0.0
+    hop_fraction: float = 0.5
+    levels: list[int] = field(default_factory=lambda: [2, 1, 0])
+    prompt: str | None = None
+    prompt_seconds: float = 0.0
+
+    def check(self) -> None:
+        if not self.duration > 0:
+            raise ConfigError(f"--duration must be positive, got {self.duration}")
+        if self.n <= 0:
+            raise ConfigError(f"--n must be positive, got {self.n}")
+        if not self.levels or self.levels != list(range(2, 2 - len(self.levels), -1)):
+            raise ConfigError(f"--levels must be 2, 2,1 or 2,1,0, got {','.join(map(str, self.levels))}")
+        if self.prompt is not None and not 0 < self.prompt_seconds < self.duration:
+            raise ConfigError("--prompt-seconds must be positive and shorter than --duration")
+
+
+def _level_path(out: Path, level: int) -> Path:
+    return out / f"level{level}.npz"
+
+
+def _save_codes(path: Path, codes: torch.Tensor, total: int) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, codes=codes.cpu().numpy(), total_tokens=np.array(total))
+
+
+def _load_codes(path: Path) -> torch.Tensor | None:
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return torch.from_numpy(data["codes"])
+
+
+def _prompt_codes(bundle: Bundle, request: SampleRequest) -> list[torch.Tensor] | None:
+    if request.prompt is None:
+        return None
+    vq = bundle.vqvae
+    audio = load_audio(request.prompt, sample_rate=vq.config.sample_rate, mono=True)
+    samples = round(request.prompt_seconds * vq.config.sample_rate)
+    if audio.shape[1] < samples:
+        raise ConfigError(f"{request.prompt}: is {audio.shape[1] / vq.config.sample_rate:.2f}s long, shorter than "
+                          f"--prompt-seconds {request.prompt_seconds}")
+    clip = torch.from_numpy(audio[:, :samples])[None].to(next(vq.parameters()).device)
+    codes = vq.encode(clip)
+    return [c[:, : samples // hop].repeat(request.n, 1) for c, hop in zip(codes, vq.hop_lengths)]
+
+
+def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, progress: bool = True) -> list[Path]:
+    """Run (or continue) a sampling request into out_dir; returns the WAV files written."""
+    request.check()
+    out = Path(out_dir)
+    saved = out / REQUEST
+    if saved.is_file():
+        previous = json.loads(saved.read_text())
+        mine = asdict(request)
+        if {k: v for k, v in previous.items() if k != "levels"} != {k: v for k, v in mine.items() if k != "levels"}:
+            raise ConfigError(f"{out}: holds a different sampling request; use another --out or the same options")
+    vq = bundle.vqvae
+    rate = vq.config.sample_rate
+    n_samples = round(request.duration * rate)
+    top_tokens = -(-n_samples // vq.hop_lengths[2])
+    labels = bundle.labels(request.artist, request.genres, top_tokens * vq.hop_lengths[2], request.n)
+    prompts = _prompt_codes(bundle, request)  # every input is checked before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(saved, json.dumps(asdict(request), indent=2) + "\n")
+    written = []
+    upper = None
+    for level in request.levels:
+        prior = bundle.priors[level]
+        device = prior.pos_emb.device
+        total = top_tokens * vq.hop_lengths[2] // vq.hop_lengths[level]
+        done = _load_codes(_level_path(out, level))
+        start_codes = done if done is not None else (prompts[level] if prompts else None)
+        bar = tqdm(total=total, initial=0 if start_codes is None else start_codes.shape[1], unit="tok",
+                   desc=f"level {level}", disable=not progress, dynamic_ncols=True)
+
+        def save(codes: torch.Tensor, level: int = level, total: int = total, bar: tqdm = bar) -> None:
+            _save_codes(_level_path(out, level), codes, total)
+            bar.update(min(codes.shape[1], total) - bar.n)
+
+        if start_codes is None or start_codes.shape[1] < total:
+            codes = sample_level(prior, total, labels.to(device), seed=request.seed * 3 + level,
+                                 prompt=start_codes, upper_codes=upper, hop_fraction=request.hop_fraction,
+                                 temperature=request.temperature, top_k=request.top_k, top_p=request.top_p,
+                                 batch=request.n, on_window=save)
+        else:
+            codes = start_codes.to(device)
+        bar.close()
+        with torch.no_grad():
+            audio = vq.decode(codes.to(next(vq.parameters()).device), level)[..., :n_samples].cpu().numpy()
+        for i in range(request.n):
+            written.append(save_audio(out / f"sample-{i}-level{level}.wav", audio[i], rate))
+        upper = codes
+    return written

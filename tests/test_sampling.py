@@ -1,0 +1,95 @@
+"""Sampling a song from a bundle as a user does: init → sample through all levels; kill -9 and resume; labels."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from openjukebox.bundle import init_bundle, load_bundle
+from openjukebox.sample.pipeline import SampleRequest, sample
+
+
+def cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "openjukebox", *map(str, args)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}, **kw)
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bundle") / "tiny"
+    init_bundle("tiny", path, artists=["The Beatles", "Nina Simone"], genres=["rock", "jazz"])
+    return path
+
+
+def test_init_and_sample_all_levels_write_audio_of_the_asked_duration(tmp_path, bundle_dir):
+    result = cli("sample", "--model", bundle_dir, "--duration", 1.3, "--out", tmp_path / "out", "--n", 2,
+                 "--artist", "nina simone", "--genre", "jazz", "--device", "cpu")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for i in range(2):
+        for level in (2, 1, 0):
+            audio, rate = sf.read(tmp_path / "out" / f"sample-{i}-level{level}.wav")
+            assert rate == 16000 and audio.shape == (round(1.3 * 16000),)
+            assert np.isfinite(audio).all()
+    codes = {level: np.load(tmp_path / "out" / f"level{level}.npz")["codes"] for level in (2, 1, 0)}
+    assert codes[2].shape[1] * 4 == codes[1].shape[1] and codes[1].shape[1] * 4 == codes[0].shape[1]
+
+
+def test_unknown_artist_is_one_line_with_suggestion_and_writes_nothing(tmp_path, bundle_dir):
+    result = cli("sample", "--model", bundle_dir, "--duration", 1, "--out", tmp_path / "out", "--artist", "beetles")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "openjukebox: error: unknown artist 'beetles'; did you mean 'The Beatles'?"
+    assert not (tmp_path / "out").exists()
+
+
+def test_preview_then_upsample_equals_one_run(tmp_path, bundle_dir):
+    bundle = load_bundle(bundle_dir)
+    sample(bundle, tmp_path / "one", SampleRequest(duration=0.5, seed=3), progress=False)
+    sample(bundle, tmp_path / "two", SampleRequest(duration=0.5, seed=3, levels=[2]), progress=False)
+    assert not (tmp_path / "two" / "level1.npz").exists()
+    result = cli("upsample", tmp_path / "two", "--model", bundle_dir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for level in (2, 1, 0):
+        a = np.load(tmp_path / "one" / f"level{level}.npz")["codes"]
+        b = np.load(tmp_path / "two" / f"level{level}.npz")["codes"]
+        assert np.array_equal(a, b)
+
+
+def test_primed_sampling_keeps_the_prompt_codes(tmp_path, bundle_dir, music_dir):
+    bundle = load_bundle(bundle_dir)
+    song = sorted(music_dir.glob("*.wav"))[0]
+    sample(bundle, tmp_path / "out", SampleRequest(duration=1.0, prompt=str(song), prompt_seconds=0.5, levels=[2]),
+           progress=False)
+    from openjukebox.audio import load_audio
+    import torch
+
+    audio = torch.from_numpy(load_audio(song, sample_rate=16000, mono=True)[:, :8000])[None]
+    expected = bundle.vqvae.encode(audio)[2][:, : 8000 // 128]
+    codes = np.load(tmp_path / "out" / "level2.npz")["codes"]
+    assert np.array_equal(codes[:, : expected.shape[1]], expected.numpy())
+
+
+@pytest.mark.slow
+def test_kill_minus_9_during_sampling_then_rerun_gives_identical_codes(tmp_path, bundle_dir):
+    args = ["sample", "--model", bundle_dir, "--duration", 3, "--seed", 7, "--device", "cpu"]
+    reference = cli(*args, "--out", tmp_path / "ref")
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "openjukebox", *map(str, args), "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 300
+    while time.time() < deadline and not (out / "level1.npz").exists():
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "level0.npz").exists()  # killed part-way, before the last level
+    rerun = cli(*args, "--out", out)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    for level in (2, 1, 0):
+        assert np.array_equal(np.load(out / f"level{level}.npz")["codes"],
+                              np.load(tmp_path / "ref" / f"level{level}.npz")["codes"])
