@@ -15,7 +15,7 @@ from .fileio import atomic_write_text
 from .prior.config import prior_config_from_dict, prior_config_to_json, prior_preset
 from .prior.conditioning import Labels
 from .prior.model import Prior
-from .train.checkpoint import load_weights, read_meta, write_model_dir
+from .train.checkpoint import load_weights, read_meta, resolve_checkpoint, write_model_dir
 from .vqvae.config import preset as vqvae_preset
 from .vqvae.loading import CONFIG_FILE, load_vqvae
 from .vqvae.model import VQVAE
@@ -82,6 +82,36 @@ def init_bundle(preset: str, out: str | os.PathLike, seed: int = 0, artists: lis
         prior = Prior(config)
         write_model_dir(out / f"prior_{level}", prior.saved_state(), "prior", 0, {CONFIG_FILE: prior_config_to_json(config)})
     manifest = {"format_version": FORMAT_VERSION, "kind": "bundle", "preset": preset, "artists": artists, "genres": genres}
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return out
+
+
+def assemble_bundle(vqvae: str | os.PathLike, priors: dict[int, str | os.PathLike], out: str | os.PathLike) -> Path:
+    """A bundle from trained runs (or checkpoint directories): their latest weights and configs, the vocabulary
+    of the top prior's training data. Checks that the priors were trained on this VQ-VAE's codebook sizes."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out}: exists and is not empty; choose a new --out")
+    vq_ckpt = resolve_checkpoint(vqvae)
+    vq_model, step = load_vqvae(vq_ckpt)
+    sources = {}
+    for level in range(3):
+        ckpt = resolve_checkpoint(priors[level])
+        prior = load_prior(ckpt)
+        if prior.config.level != level or prior.config.bins != vq_model.config.codebook_size:
+            raise ConfigError(f"{priors[level]}: is a level-{prior.config.level} prior over {prior.config.bins} codes, "
+                              f"not a level-{level} prior for this VQ-VAE ({vq_model.config.codebook_size} codes)")
+        sources[level] = (ckpt, prior)
+    try:
+        vocab = json.loads((Path(priors[2]) / "vocab.json").read_text())
+    except (OSError, ValueError):
+        raise CheckpointError(f"{priors[2]}: no vocab.json (train the prior with 'openjukebox prior train')") from None
+    write_model_dir(out / "vqvae", vq_model.state_dict(), "vqvae", step, {CONFIG_FILE: vq_model.config.to_json()})
+    for level, (ckpt, prior) in sources.items():
+        write_model_dir(out / f"prior_{level}", prior.saved_state(), "prior", int(read_meta(ckpt, "prior")["step"]),
+                        {CONFIG_FILE: prior_config_to_json(prior.config)})
+    manifest = {"format_version": FORMAT_VERSION, "kind": "bundle", "preset": None,
+                "artists": vocab["artists"], "genres": vocab["genres"]}
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return out
 

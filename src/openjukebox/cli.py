@@ -135,6 +135,55 @@ def cmd_upsample(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def cmd_codes_build(args: argparse.Namespace) -> None:
+    from .data.code_cache import build_code_cache
+
+    cache = build_code_cache(args.vqvae, args.data, args.out, args.metadata, _device(args.device))
+    print(f"wrote {args.out}: {len(cache.codes.clips)} files, {len(cache.artists)} artists, {len(cache.genres)} genres")
+
+
+def cmd_prior_train(args: argparse.Namespace) -> None:
+    from .prior.training import train_prior
+    from .train import distributed
+
+    try:
+        step = train_prior(args.codes, args.level, args.out, args.preset, args.steps, args.batch_size, args.lr,
+                           args.save_every, args.seed)
+    finally:
+        distributed.teardown()
+    if distributed.is_main():
+        print(f"trained to step {step}: {args.out}")
+
+
+def cmd_prior_eval(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .bundle import load_prior
+    from .data.code_cache import load_code_cache
+    from .prior.evaluation import evaluate_prior
+    from .train.checkpoint import resolve_checkpoint
+
+    model = Path(args.model)
+    path = model / f"prior_{args.level}" if (model / "manifest.json").is_file() else resolve_checkpoint(model)
+    prior = load_prior(path, _device(args.device))
+    if prior.config.level != args.level:
+        raise OpenJukeboxError(f"{args.model}: holds a level-{prior.config.level} prior, not level {args.level}")
+    report = evaluate_prior(prior, load_code_cache(args.codes), args.windows)
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"level {report['level']}: {report['nats_per_token']:.3f} nats/token "
+          f"({report['bits_per_second']:.0f} bits/s) vs unigram {report['unigram_nats_per_token']:.3f} nats/token "
+          f"({report['unigram_bits_per_second']:.0f} bits/s), {report['tokens']} tokens")
+
+
+def cmd_bundle(args: argparse.Namespace) -> None:
+    from .bundle import assemble_bundle
+
+    assemble_bundle(args.vqvae, {0: args.prior0, 1: args.prior1, 2: args.prior2}, args.out)
+    print(f"wrote bundle {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .vqvae.config import PRESETS
 
@@ -172,6 +221,42 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--prompt", default=None, help="audio to continue")
         p.add_argument("--prompt-seconds", type=float, default=0.0)
         p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("bundle", help="assemble a model bundle from a trained VQ-VAE and three priors")
+    for name in ("vqvae", "prior0", "prior1", "prior2"):
+        p.add_argument(f"--{name}", required=True, help="run or checkpoint directory")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_bundle)
+
+    codes = sub.add_parser("codes", help="code caches").add_subparsers(dest="command", required=True)
+    p = codes.add_parser("build", help="encode a folder of audio once, for prior training")
+    p.add_argument("--vqvae", required=True, help="VQ-VAE run or checkpoint directory")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--metadata", default=None)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_codes_build)
+
+    prior = sub.add_parser("prior", help="train and measure priors").add_subparsers(dest="command", required=True)
+    p = prior.add_parser("train", help="train (or resume) a prior on a codes cache")
+    p.add_argument("--level", type=int, required=True, choices=[0, 1, 2])
+    p.add_argument("--codes", required=True, help="codes cache directory")
+    p.add_argument("--preset", default="tiny", choices=["tiny", "small", "paper"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--save-every", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_prior_train)
+    p = prior.add_parser("eval", help="teacher-forced NLL per token beside the unigram baseline")
+    p.add_argument("--model", required=True, help="bundle, prior run or checkpoint directory")
+    p.add_argument("--level", type=int, required=True, choices=[0, 1, 2])
+    p.add_argument("--codes", required=True, help="codes cache directory")
+    p.add_argument("--windows", type=int, default=32)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_prior_eval)
 
     data = sub.add_parser("data", help="datasets").add_subparsers(dest="command", required=True)
     p = data.add_parser("synth", help="write deterministic synthetic songs (melody, chords, drums) as WAV files")

@@ -69,8 +69,13 @@ def _set_rng_state(state: dict) -> None:
 def train(run_dir: Path, model: nn.Module, settings: TrainSettings, kind: str, files: dict[str, str],
           next_batch: Callable[[int], Any], compute_loss: Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]],
           evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
-          progress_keys: tuple[str, ...] = ("loss",)) -> int:
-    """Train until `settings.steps`, resuming from the run's latest checkpoint; returns the final step."""
+          progress_keys: tuple[str, ...] = ("loss",),
+          weights_of: Callable[[nn.Module], dict[str, torch.Tensor]] = nn.Module.state_dict) -> int:
+    """Train until `settings.steps`, resuming from the run's latest checkpoint; returns the final step.
+
+    `weights_of` gives what is saved (a model with tied weights leaves out the duplicate); resuming loads
+    exactly those keys back.
+    """
     device = distributed.local_device()
     distributed.setup(device)
     torch.manual_seed(settings.seed + distributed.rank())
@@ -80,7 +85,11 @@ def train(run_dir: Path, model: nn.Module, settings: TrainSettings, kind: str, f
     ckpt = latest_checkpoint(run_dir)
     if ckpt is not None:
         read_meta(ckpt, kind)
-        model.load_state_dict(load_weights(ckpt))
+        weights = load_weights(ckpt)
+        missing = set(weights_of(model)) - set(weights)
+        if missing:
+            raise OpenJukeboxError(f"{ckpt}: checkpoint lacks weights {sorted(missing)[:3]}")
+        model.load_state_dict(weights, strict=False)
         state = load_training_state(ckpt)
         optimizer.load_state_dict(state["optimizer"])
         step = int(state["step"])
@@ -104,7 +113,7 @@ def train(run_dir: Path, model: nn.Module, settings: TrainSettings, kind: str, f
         else:
             rng_states = [_rng_state()]
         if main:
-            save_checkpoint(run_dir, s, model.state_dict(),
+            save_checkpoint(run_dir, s, weights_of(model),
                             {"optimizer": optimizer.state_dict(), "step": s, "rng": rng_states},
                             kind, files, settings.keep_checkpoints)
         distributed.barrier()

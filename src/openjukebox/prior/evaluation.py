@@ -1,0 +1,42 @@
+"""Teacher-forced likelihood of held-out codes under a prior, beside the unigram baseline of the same codes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..data.code_cache import CodeCache
+from .model import Prior
+from .training import sample_windows
+
+
+@torch.no_grad()
+def evaluate_prior(prior: Prior, cache: CodeCache, windows: int = 32, batch_size: int = 8, seed: int = 0) -> dict:
+    """NLL in nats per token and bits per second of audio over `windows` random windows; the unigram baseline is
+    the entropy of the code frequencies of those same windows (what a model ignoring context would score)."""
+    config = prior.config
+    device = prior.pos_emb.device
+    generator = np.random.default_rng(seed)
+    total_nll, tokens = 0.0, 0
+    counts = torch.zeros(config.bins, dtype=torch.float64)
+    remaining = windows
+    while remaining > 0:
+        n = min(batch_size, remaining)
+        batch = sample_windows(cache, config.level, config.transformer.n_ctx, n, generator, config.level < 2,
+                               config.max_genres)
+        upper = None if batch.upper is None else batch.upper.to(device)
+        loss = prior.loss(batch.codes.to(device), batch.labels.to(device), upper)
+        total_nll += loss.item() * batch.codes.numel()
+        tokens += batch.codes.numel()
+        counts += torch.bincount(batch.codes.flatten(), minlength=config.bins).double()
+        remaining -= n
+    probs = counts / counts.sum()
+    unigram = float(-(probs[probs > 0] * probs[probs > 0].log()).sum())
+    nats = total_nll / tokens
+    tokens_per_second = cache.codes.sample_rate / config.hop_length
+    return {"level": config.level, "tokens": tokens, "nats_per_token": nats,
+            "bits_per_second": nats / math.log(2) * tokens_per_second,
+            "unigram_nats_per_token": unigram,
+            "unigram_bits_per_second": unigram / math.log(2) * tokens_per_second}

@@ -1,0 +1,103 @@
+"""Training a prior on a codes cache with the shared engine: random windows of n_ctx tokens with their labels."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.code_cache import CodeCache, load_code_cache
+from ..errors import ConfigError, DataError
+from ..fileio import atomic_write_text
+from ..train import distributed
+from ..train.loop import TrainSettings, train
+from .conditioning import Labels
+from .config import prior_config_from_dict, prior_config_to_json, prior_preset
+from .model import Prior
+
+CONFIG_FILE = "config.json"
+VOCAB_FILE = "vocab.json"
+
+
+@dataclass
+class PriorBatch:
+    codes: torch.Tensor  # (batch, n_ctx)
+    labels: Labels
+    upper: torch.Tensor | None  # (batch, n_ctx / 4) codes of the level above, for upsamplers
+
+
+def sample_windows(cache: CodeCache, prior_level: int, n_ctx: int, batch: int, generator: np.random.Generator,
+                   upsampler: bool, max_genres: int) -> PriorBatch:
+    """Random windows of n_ctx tokens (aligned to the level above for upsamplers), clips drawn by length."""
+    codes = cache.codes
+    hop = codes.hop_lengths[prior_level]
+    lengths = np.array([c.length // hop for c in codes.clips])
+    usable = np.flatnonzero(lengths >= n_ctx)
+    if usable.size == 0:
+        raise DataError(f"no clip has the {n_ctx} level-{prior_level} tokens of one window "
+                        f"({n_ctx * hop / codes.sample_rate:.1f}s); add longer audio")
+    picks = generator.choice(usable, size=batch, p=lengths[usable] / lengths[usable].sum())
+    ratio = codes.hop_lengths[prior_level + 1] // hop if upsampler else 1
+    windows, uppers, artists, genres, totals, offsets = [], [], [], [], [], []
+    for clip in picks:
+        start = int(generator.integers(0, lengths[clip] - n_ctx + 1)) // ratio * ratio
+        windows.append(codes.levels[prior_level][clip, start:start + n_ctx])
+        if upsampler:
+            uppers.append(codes.levels[prior_level + 1][clip, start // ratio: (start + n_ctx) // ratio])
+        artist, genre_ids = cache.label_ids(int(clip))
+        artists.append(artist)
+        genres.append((genre_ids + [-1] * max_genres)[:max_genres])
+        totals.append(codes.clips[clip].length)
+        offsets.append(start * hop)
+    labels = Labels(torch.tensor(artists), torch.tensor(genres), torch.tensor(totals), torch.tensor(offsets))
+    upper = torch.from_numpy(np.stack(uppers)).long() if upsampler else None
+    return PriorBatch(torch.from_numpy(np.stack(windows)).long(), labels, upper)
+
+
+def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, preset_name: str = "tiny",
+                steps: int = 1000, batch_size: int = 8, lr: float = 3e-4, save_every: int = 1000, seed: int = 0,
+                progress: bool = True) -> int:
+    """Train (or resume) the level-`level` prior of a preset on a codes cache; returns the step reached."""
+    if level not in (0, 1, 2):
+        raise ConfigError(f"--level must be 0, 1 or 2, got {level}")
+    out = Path(out)
+    cache = load_code_cache(codes)
+    c = cache.codes
+    if (out / CONFIG_FILE).is_file():
+        config = prior_config_from_dict(json.loads((out / CONFIG_FILE).read_text()))
+        if config.level != level:
+            raise ConfigError(f"{out}: holds a level-{config.level} prior, not level {level}")
+    else:
+        max_genres = max(len(cache.label_ids(i)[1]) for i in range(len(c.clips)))
+        config = prior_preset(preset_name, level, c.codebook_size, c.hop_lengths[level], c.sample_rate,
+                              len(cache.artists), len(cache.genres), max_genres)
+    if distributed.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / CONFIG_FILE, prior_config_to_json(config))
+        atomic_write_text(out / VOCAB_FILE, json.dumps({"artists": cache.artists, "genres": cache.genres}) + "\n")
+    torch.manual_seed(seed)
+    prior = Prior(config)
+    settings = TrainSettings(steps=steps, batch_size=batch_size, learning_rate=lr, save_every=save_every, seed=seed,
+                             progress=progress)
+    upsampler = level < 2
+
+    def next_batch(step: int) -> PriorBatch:
+        generator = np.random.default_rng([seed, step, distributed.rank()])
+        return sample_windows(cache, level, config.transformer.n_ctx, batch_size, generator, upsampler,
+                              config.max_genres)
+
+    def compute_loss(model: nn.Module, batch: PriorBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        device = next(model.parameters()).device
+        module = model.module if hasattr(model, "module") else model
+        upper = None if batch.upper is None else batch.upper.to(device)
+        loss = module.loss(batch.codes.to(device), batch.labels.to(device), upper)
+        return loss, {"nats_per_token": loss.item(), "bits_per_token": loss.item() / np.log(2)}
+
+    return train(out, prior, settings, "prior", {CONFIG_FILE: prior_config_to_json(config),
+                                                 VOCAB_FILE: (out / VOCAB_FILE).read_text() if distributed.is_main() else ""},
+                 next_batch, compute_loss, None, progress_keys=("nats_per_token",), weights_of=Prior.saved_state)
