@@ -81,3 +81,16 @@ def test_caches_hold_only_what_the_pattern_needs():
     config = TransformerConfig(width=32, depth=3, heads=2, n_ctx=N_CTX, blocks=3, attn_order=2)
     slots = [c.keys.shape[2] for c in Transformer(config).new_caches(1, torch.device("cpu"))]
     assert slots == [BLOCK_LEN, N_CTX, 2 * BLOCK_LEN]  # row, column, previous row
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(3)
+    config = TransformerConfig(width=32, depth=3, heads=2, n_ctx=N_CTX, blocks=3)
+    plain = Transformer(config)
+    checkpointed = Transformer(TransformerConfig(**{**config.__dict__, "checkpoint_activations": True}))
+    checkpointed.load_state_dict(plain.state_dict())
+    x = torch.randn(2, N_CTX, 32)
+    plain(x).square().sum().backward()
+    checkpointed(x).square().sum().backward()
+    for a, b in zip(plain.parameters(), checkpointed.parameters()):
+        torch.testing.assert_close(a.grad, b.grad)

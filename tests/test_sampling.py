@@ -93,3 +93,17 @@ def test_kill_minus_9_during_sampling_then_rerun_gives_identical_codes(tmp_path,
     for level in (2, 1, 0):
         assert np.array_equal(np.load(out / f"level{level}.npz")["codes"],
                               np.load(tmp_path / "ref" / f"level{level}.npz")["codes"])
+
+
+def test_python_api_sample_continue_and_upsample(tmp_path, bundle_dir, music_dir):
+    from openjukebox.jukebox import Jukebox
+
+    jukebox = Jukebox.load(bundle_dir)
+    files = jukebox.sample(tmp_path / "a", duration=0.5, levels=[2], seed=1, progress=False)
+    assert [f.name for f in files] == ["sample-0-level2.wav"]
+    jukebox.upsample(tmp_path / "a", progress=False)
+    # Codes cover whole top-level tokens: ceil(8000 / 128) = 63 top tokens, ×16 at level 0.
+    assert jukebox.codes(tmp_path / "a", 0).shape == (1, 63 * 16)
+    song = sorted(music_dir.glob("*.wav"))[0]
+    jukebox.continue_from(song, tmp_path / "b", duration=1.0, prompt_seconds=0.5, levels=[2], progress=False)
+    assert jukebox.codes(tmp_path / "b", 2).shape == (1, 125)

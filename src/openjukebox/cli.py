@@ -121,17 +121,14 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_upsample(args: argparse.Namespace) -> None:
-    import json
     from pathlib import Path
 
-    from .bundle import load_bundle
-    from .sample.pipeline import REQUEST, SampleRequest, sample
+    from .jukebox import Jukebox
+    from .sample.pipeline import REQUEST
 
-    saved = Path(args.out_dir) / REQUEST
-    if not saved.is_file():
+    if not (Path(args.out_dir) / REQUEST).is_file():
         raise OpenJukeboxError(f"{args.out_dir}: no sampling run here (no {REQUEST})")
-    request = SampleRequest(**{**json.loads(saved.read_text()), "levels": [2, 1, 0]})
-    for path in sample(load_bundle(args.model, _device(args.device)), args.out_dir, request):
+    for path in Jukebox.load(args.model, _device(args.device)).upsample(args.out_dir):
         print(f"wrote {path}")
 
 

@@ -1,0 +1,49 @@
+"""The one-object Python API: load a bundle, then sample, continue a user's audio, or upsample codes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .bundle import Bundle, load_bundle
+from .sample.pipeline import SampleRequest, sample
+
+
+class Jukebox:
+    """`Jukebox.load("bundle").sample(duration=20, out="songs/", artist="...")`: each call is a resumable run."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> Jukebox:
+        return cls(load_bundle(path, device))
+
+    def sample(self, out: str | os.PathLike, duration: float, progress: bool = True, **options) -> list[Path]:
+        """New songs; options are those of `SampleRequest` (artist, genres, n, seed, temperature, top_k, top_p,
+        hop_fraction, levels)."""
+        return sample(self.bundle, out, SampleRequest(duration=duration, **options), progress)
+
+    def continue_from(self, audio_path: str | os.PathLike, out: str | os.PathLike, duration: float,
+                      prompt_seconds: float, progress: bool = True, **options) -> list[Path]:
+        """Continue the first `prompt_seconds` of the user's audio to `duration` seconds in total."""
+        request = SampleRequest(duration=duration, prompt=str(audio_path), prompt_seconds=prompt_seconds, **options)
+        return sample(self.bundle, out, request, progress)
+
+    def upsample(self, out: str | os.PathLike, progress: bool = True) -> list[Path]:
+        """Finish a run that stopped at a higher level (e.g. a `levels=[2]` preview) down to level 0."""
+        import json
+
+        from .sample.pipeline import REQUEST
+
+        saved = json.loads((Path(out) / REQUEST).read_text())
+        return sample(self.bundle, out, replace(SampleRequest(**saved), levels=[2, 1, 0]), progress)
+
+    def codes(self, out: str | os.PathLike, level: int) -> np.ndarray:
+        """The (n, tokens) codes of one level of a run."""
+        with np.load(Path(out) / f"level{level}.npz", allow_pickle=False) as data:
+            return data["codes"]
