@@ -107,3 +107,22 @@ def test_python_api_sample_continue_and_upsample(tmp_path, bundle_dir, music_dir
     song = sorted(music_dir.glob("*.wav"))[0]
     jukebox.continue_from(song, tmp_path / "b", duration=1.0, prompt_seconds=0.5, levels=[2], progress=False)
     assert jukebox.codes(tmp_path / "b", 2).shape == (1, 125)
+
+
+def test_schedule_parsing_and_labels_change_mid_song(tmp_path, bundle_dir):
+    from openjukebox.sample.pipeline import parse_schedule
+
+    assert parse_schedule("0:artist=A,genre=G;1.5:artist=B", None, []) == [(0.0, "A", ["G"]), (1.5, "B", ["G"])]
+    from openjukebox.sample.pipeline import _labels_for
+
+    bundle = load_bundle(bundle_dir)
+    request = SampleRequest(duration=2.0, artist="The Beatles", genres=["rock"],
+                            schedule="0:artist=The Beatles;0.6:artist=Nina Simone,genre=jazz")
+    labels_at = _labels_for(bundle, request, 32000)
+    assert labels_at(0).artist.tolist() == [0] and labels_at(0).genres.tolist() == [[0]]
+    at_1s = labels_at(16000)
+    assert at_1s.artist.tolist() == [1] and at_1s.genres.tolist() == [[1]] and at_1s.offset.tolist() == [16000]
+    sample(bundle, tmp_path / "switched", request, progress=False)  # the pipeline runs with a schedule
+    assert (tmp_path / "switched" / "sample-0-level0.wav").is_file()
+    bad = cli("sample", "--model", bundle_dir, "--duration", 1, "--out", tmp_path / "bad", "--schedule", "5:artist=x")
+    assert bad.returncode == 1 and "entry at 0 seconds" in bad.stderr

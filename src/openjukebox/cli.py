@@ -107,7 +107,7 @@ def _sample_request(args: argparse.Namespace):
     return SampleRequest(duration=args.duration, n=args.n, seed=args.seed, artist=args.artist,
                          genres=args.genre or [], temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                          hop_fraction=args.hop_fraction, levels=levels, prompt=args.prompt,
-                         prompt_seconds=args.prompt_seconds)
+                         prompt_seconds=args.prompt_seconds, schedule=args.schedule)
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -217,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--levels", default="2,1,0", help="2 (top only, fast preview), 2,1 or 2,1,0")
         p.add_argument("--prompt", default=None, help="audio to continue")
         p.add_argument("--prompt-seconds", type=float, default=0.0)
+        p.add_argument("--schedule", default=None, help="labels changing mid-song: '0:artist=A,genre=G;30:artist=B'")
         p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("bundle", help="assemble a model bundle from a trained VQ-VAE and three priors")

@@ -70,14 +70,15 @@ def window_starts(total_tokens: int, n_ctx: int, hop_fraction: float) -> list[in
 
 
 @torch.no_grad()
-def sample_level(prior: Prior, total_tokens: int, labels: Labels | None, seed: int,
+def sample_level(prior: Prior, total_tokens: int, labels: Labels | Callable[[int], Labels] | None, seed: int,
                  prompt: torch.Tensor | None = None, upper_codes: torch.Tensor | None = None,
                  hop_fraction: float = 0.5, temperature: float = 1.0, top_k: int = 0, top_p: float = 0.0,
                  batch: int = 1, on_window: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
     """Codes (batch, total_tokens) of one level, windowed; `prompt` (batch, P) codes are kept as the start.
 
     For an upsampler, `upper_codes` covers the whole length at the level above (total_tokens / 4 tokens);
-    each window gets its slice. Label offsets move with the window. Each window draws from its own generator,
+    each window gets its slice. Label offsets move with the window; `labels` may instead be a function of the
+    window's first audio sample, for labels that change mid-song. Each window draws from its own generator,
     seeded by `seed` and the window's start, so a run resumed from saved codes (passed as `prompt`) gives the
     same codes as an uninterrupted one. `on_window` receives the codes so far after every window.
     """
@@ -90,7 +91,9 @@ def sample_level(prior: Prior, total_tokens: int, labels: Labels | None, seed: i
         if end <= codes.shape[1]:
             continue  # already known (prompt)
         window_labels = None
-        if labels is not None:
+        if callable(labels):
+            window_labels = labels(start * prior.config.hop_length)
+        elif labels is not None:
             offset = labels.offset + start * prior.config.hop_length
             window_labels = dataclasses.replace(labels, offset=offset)
         upper = None if upper_codes is None else upper_codes[:, start // ratio: -(-end // ratio)]

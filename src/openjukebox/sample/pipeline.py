@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,8 @@ class SampleRequest:
     levels: list[int] = field(default_factory=lambda: [2, 1, 0])
     prompt: str | None = None
     prompt_seconds: float = 0.0
+    # Labels changing mid-song: "0:artist=A,genre=G;30:artist=B" (seconds; unnamed fields carry over).
+    schedule: str | None = None
 
     def check(self) -> None:
         if not self.duration > 0:
@@ -50,6 +52,46 @@ class SampleRequest:
             raise ConfigError(f"--levels must be 2, 2,1 or 2,1,0, got {','.join(map(str, self.levels))}")
         if self.prompt is not None and not 0 < self.prompt_seconds < self.duration:
             raise ConfigError("--prompt-seconds must be positive and shorter than --duration")
+
+
+def parse_schedule(text: str, artist: str | None, genres: list[str]) -> list[tuple[float, str | None, list[str]]]:
+    """'0:artist=A,genre=G;30:artist=B' → [(0.0, 'A', ['G']), (30.0, 'B', ['G'])], sorted by time."""
+    entries = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        time_text, _, fields = part.partition(":")
+        try:
+            at = float(time_text)
+        except ValueError:
+            raise ConfigError(f"--schedule entry '{part}': must start with seconds, like '30:artist=B'") from None
+        new_genres: list[str] = []
+        for field_text in filter(None, (f.strip() for f in fields.split(","))):
+            key, _, value = field_text.partition("=")
+            if key.strip() == "artist" and value.strip():
+                artist = value.strip()
+            elif key.strip() == "genre" and value.strip():
+                new_genres.append(value.strip())
+            else:
+                raise ConfigError(f"--schedule entry '{part}': expected artist=NAME or genre=NAME, got '{field_text}'")
+        genres = new_genres or genres
+        entries.append((at, artist, list(genres)))
+    if not entries or min(e[0] for e in entries) != 0:
+        raise ConfigError("--schedule must have an entry at 0 seconds")
+    return sorted(entries)
+
+
+def _labels_for(bundle: Bundle, request: SampleRequest, total_length: int):
+    """Fixed labels, or a function from a window's first sample to the labels in force there."""
+    if request.schedule is None:
+        return bundle.labels(request.artist, request.genres, total_length, request.n)
+    rate = bundle.vqvae.config.sample_rate
+    entries = [(at, bundle.labels(artist, genres, total_length, request.n))
+               for at, artist, genres in parse_schedule(request.schedule, request.artist, request.genres)]
+
+    def labels_at(offset: int):
+        current = [labels for at, labels in entries if at * rate <= offset][-1]
+        return replace(current, offset=torch.full((request.n,), offset))
+
+    return labels_at
 
 
 def _level_path(out: Path, level: int) -> Path:
@@ -97,7 +139,7 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     rate = vq.config.sample_rate
     n_samples = round(request.duration * rate)
     top_tokens = -(-n_samples // vq.hop_lengths[2])
-    labels = bundle.labels(request.artist, request.genres, top_tokens * vq.hop_lengths[2], request.n)
+    labels = _labels_for(bundle, request, top_tokens * vq.hop_lengths[2])
     prompts = _prompt_codes(bundle, request)  # every input is checked before anything is written
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(saved, json.dumps(asdict(request), indent=2) + "\n")
@@ -117,7 +159,7 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
             bar.update(min(codes.shape[1], total) - bar.n)
 
         if start_codes is None or start_codes.shape[1] < total:
-            codes = sample_level(prior, total, labels.to(device), seed=request.seed * 3 + level,
+            codes = sample_level(prior, total, labels if callable(labels) else labels.to(device), seed=request.seed * 3 + level,
                                  prompt=start_codes, upper_codes=upper, hop_fraction=request.hop_fraction,
                                  temperature=request.temperature, top_k=request.top_k, top_p=request.top_p,
                                  batch=request.n, on_window=save)
