@@ -64,3 +64,36 @@ def test_trained_runs_make_a_bundle_that_samples(tmp_path, cache, tiny_run):
     wrong = cli("bundle", "--vqvae", tiny_run, "--prior0", runs[1], "--prior1", runs[1], "--prior2", runs[2],
                 "--out", tmp_path / "bad")
     assert wrong.returncode == 1 and "not a level-0 prior" in wrong.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_a_prior_with_identical_weights(tmp_path, cache):
+    import os
+
+    from safetensors.torch import load_file
+
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
+           "-m", "openjukebox", "prior", "train", "--level", "1", "--codes", str(cache), "--out", str(run),
+           "--steps", "4", "--batch-size", "2", "--save-every", "2"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    # Rank 0 saves. Its batches are exactly those of a single-process run with the same seed, so without
+    # gradient averaging across ranks it would end with the single-process weights.
+    again = tmp_path / "ddp2"
+    cmd2 = [c if c != str(run) else str(again) for c in cmd]
+    assert subprocess.run(cmd2, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode == 0
+    a = load_file(str(run / "checkpoints" / "step-00000004" / "model.safetensors"))
+    b = load_file(str(again / "checkpoints" / "step-00000004" / "model.safetensors"))
+    single = tmp_path / "single"
+    train_prior(cache, 1, single, "tiny", steps=4, batch_size=2, save_every=2, progress=False)
+    c = load_file(str(single / "checkpoints" / "step-00000004" / "model.safetensors"))
+    assert all(torch_equal(a[k], b[k]) for k in a)  # deterministic
+    assert not all(torch_equal(a[k], c[k]) for k in a)  # rank 1's batches contributed through DDP
+
+
+def torch_equal(x, y):
+    import torch
+
+    return torch.equal(x, y)

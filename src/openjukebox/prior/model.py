@@ -20,6 +20,11 @@ from .conditioning import Labels, LabelEmbedding, TimingEmbedding, UpsamplerCond
 from .transformer import Transformer, TransformerConfig
 
 
+def next_token_loss(logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy in nats per token of teacher-forced logits (batch, T, bins) against codes (batch, T)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), codes.reshape(-1))
+
+
 @dataclass(frozen=True)
 class PriorConfig:
     level: int  # 0, 1 (upsamplers) or 2 (top)
@@ -127,8 +132,7 @@ class Prior(nn.Module):
     def loss(self, codes: torch.Tensor, labels: Labels | None = None,
              upper_codes: torch.Tensor | None = None) -> torch.Tensor:
         """Mean negative log-likelihood in nats per token."""
-        logits = self.forward(codes, labels, upper_codes)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), codes.reshape(-1))
+        return next_token_loss(self.forward(codes, labels, upper_codes), codes)
 
     def new_caches(self, batch: int) -> list[KVCache]:
         return self.transformer.new_caches(batch, self.pos_emb.device, self.pos_emb.dtype)

@@ -18,7 +18,7 @@ from ..train import distributed
 from ..train.loop import TrainSettings, train
 from .conditioning import Labels
 from .config import prior_config_from_dict, prior_config_to_json, prior_preset
-from .model import Prior
+from .model import Prior, next_token_loss
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
@@ -93,9 +93,10 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
 
     def compute_loss(model: nn.Module, batch: PriorBatch) -> tuple[torch.Tensor, dict[str, float]]:
         device = next(model.parameters()).device
-        module = model.module if hasattr(model, "module") else model
         upper = None if batch.upper is None else batch.upper.to(device)
-        loss = module.loss(batch.codes.to(device), batch.labels.to(device), upper)
+        codes = batch.codes.to(device)
+        # Through model(...), not a method of the prior, so that DDP's forward hooks see the call.
+        loss = next_token_loss(model(codes, batch.labels.to(device), upper), codes)
         return loss, {"nats_per_token": loss.item(), "bits_per_token": loss.item() / np.log(2)}
 
     return train(out, prior, settings, "prior", {CONFIG_FILE: prior_config_to_json(config),
