@@ -97,3 +97,30 @@ def torch_equal(x, y):
     import torch
 
     return torch.equal(x, y)
+
+
+@pytest.mark.slow
+def test_fsdp_trains_like_ddp_and_its_checkpoint_loads_without_fsdp(tmp_path, cache):
+    import os
+
+    import torch
+    from safetensors.torch import load_file
+
+    from openjukebox.bundle import load_prior
+
+    def run(out, *extra):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29547",
+               "-m", "openjukebox", "prior", "train", "--level", "2", "--codes", str(cache), "--out", str(out),
+               "--steps", "3", "--batch-size", "2", "--save-every", "3", *extra]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.count("trained to step 3") == 1
+        return load_file(str(out / "checkpoints" / "step-00000003" / "model.safetensors"))
+
+    ddp = run(tmp_path / "ddp")
+    fsdp = run(tmp_path / "fsdp", "--fsdp", "--checkpoint-activations")
+    assert ddp.keys() == fsdp.keys()
+    for key in ddp:  # both average the two ranks' gradients: the same training up to float rounding
+        torch.testing.assert_close(fsdp[key], ddp[key], atol=1e-5, rtol=1e-4, msg=key)
+    load_prior(tmp_path / "fsdp" / "checkpoints" / "step-00000003")

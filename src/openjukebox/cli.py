@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from typing import NoReturn
@@ -25,12 +26,13 @@ def cmd_vqvae_train(args: argparse.Namespace) -> None:
     from .train import distributed
     from .vqvae.training import train_vqvae
 
+    main = int(os.environ.get("RANK", "0")) == 0  # decided up front: after teardown every process looks like rank 0
     try:
         step = train_vqvae(args.data, args.out, args.preset, args.steps, args.batch_size, args.lr, args.save_every,
                            args.eval_every, args.seed, args.metadata, args.eval_data)
     finally:
         distributed.teardown()
-    if distributed.is_main():
+    if main:
         print(f"trained to step {step}: {args.out}")
 
 
@@ -143,12 +145,13 @@ def cmd_prior_train(args: argparse.Namespace) -> None:
     from .prior.training import train_prior
     from .train import distributed
 
+    main = int(os.environ.get("RANK", "0")) == 0
     try:
         step = train_prior(args.codes, args.level, args.out, args.preset, args.steps, args.batch_size, args.lr,
-                           args.save_every, args.seed)
+                           args.save_every, args.seed, fsdp=args.fsdp, checkpoint_activations=args.checkpoint_activations)
     finally:
         distributed.teardown()
-    if distributed.is_main():
+    if main:
         print(f"trained to step {step}: {args.out}")
 
 
@@ -246,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--save-every", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fsdp", action="store_true", help="under torchrun, shard the prior across ranks (FSDP)")
+    p.add_argument("--checkpoint-activations", action="store_true", help="recompute activations to save memory")
     p.set_defaults(func=cmd_prior_train)
     p = prior.add_parser("eval", help="teacher-forced NLL per token beside the unigram baseline")
     p.add_argument("--model", required=True, help="bundle, prior run or checkpoint directory")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -61,8 +62,12 @@ def sample_windows(cache: CodeCache, prior_level: int, n_ctx: int, batch: int, g
 
 def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, preset_name: str = "tiny",
                 steps: int = 1000, batch_size: int = 8, lr: float = 3e-4, save_every: int = 1000, seed: int = 0,
-                progress: bool = True) -> int:
-    """Train (or resume) the level-`level` prior of a preset on a codes cache; returns the step reached."""
+                progress: bool = True, fsdp: bool = False, checkpoint_activations: bool = False) -> int:
+    """Train (or resume) the level-`level` prior of a preset on a codes cache; returns the step reached.
+
+    `fsdp` shards the prior across torchrun ranks block by block (for priors that do not fit one GPU);
+    `checkpoint_activations` recomputes each block's activations in the backward pass to save memory.
+    """
     if level not in (0, 1, 2):
         raise ConfigError(f"--level must be 0, 1 or 2, got {level}")
     out = Path(out)
@@ -80,6 +85,9 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / CONFIG_FILE, prior_config_to_json(config))
         atomic_write_text(out / VOCAB_FILE, json.dumps({"artists": cache.artists, "genres": cache.genres}) + "\n")
+    if checkpoint_activations:
+        config = dataclasses.replace(config, transformer=dataclasses.replace(config.transformer,
+                                                                              checkpoint_activations=True))
     torch.manual_seed(seed)
     prior = Prior(config)
     settings = TrainSettings(steps=steps, batch_size=batch_size, learning_rate=lr, save_every=save_every, seed=seed,
@@ -101,4 +109,5 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
 
     return train(out, prior, settings, "prior", {CONFIG_FILE: prior_config_to_json(config),
                                                  VOCAB_FILE: (out / VOCAB_FILE).read_text() if distributed.is_main() else ""},
-                 next_batch, compute_loss, None, progress_keys=("nats_per_token",), weights_of=Prior.saved_state)
+                 next_batch, compute_loss, None, progress_keys=("nats_per_token",), weights_of=Prior.saved_state,
+                 fsdp_units=list(prior.transformer.blocks) if fsdp else None)

@@ -16,6 +16,13 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_optimizer_state_dict,
+)
+from torch.distributed.fsdp import fully_shard
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -70,19 +77,21 @@ def train(run_dir: Path, model: nn.Module, settings: TrainSettings, kind: str, f
           next_batch: Callable[[int], Any], compute_loss: Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]],
           evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
           progress_keys: tuple[str, ...] = ("loss",),
-          weights_of: Callable[[nn.Module], dict[str, torch.Tensor]] = nn.Module.state_dict) -> int:
+          weights_of: Callable[[nn.Module], dict[str, torch.Tensor]] = nn.Module.state_dict,
+          fsdp_units: list[nn.Module] | None = None) -> int:
     """Train until `settings.steps`, resuming from the run's latest checkpoint; returns the final step.
 
     `weights_of` gives what is saved (a model with tied weights leaves out the duplicate); resuming loads
-    exactly those keys back.
+    exactly those keys back. Under torchrun, `fsdp_units` (for a model too big to replicate) switches from
+    DDP to FSDP, sharding each unit and then the whole model.
     """
     device = distributed.local_device()
     distributed.setup(device)
     torch.manual_seed(settings.seed + distributed.rank())
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     step = 0
     ckpt = latest_checkpoint(run_dir)
+    state = None
     if ckpt is not None:
         read_meta(ckpt, kind)
         weights = load_weights(ckpt)
@@ -91,13 +100,22 @@ def train(run_dir: Path, model: nn.Module, settings: TrainSettings, kind: str, f
             raise OpenJukeboxError(f"{ckpt}: checkpoint lacks weights {sorted(missing)[:3]}")
         model.load_state_dict(weights, strict=False)
         state = load_training_state(ckpt)
-        optimizer.load_state_dict(state["optimizer"])
         step = int(state["step"])
         _set_rng_state(state["rng"][min(distributed.rank(), len(state["rng"]) - 1)])
+    saved_keys = set(weights_of(model))
     train_model: nn.Module = model
-    if distributed.is_distributed():
+    if distributed.is_distributed() and fsdp_units:
+        # Each unit (e.g. a transformer block) is sharded across ranks, then the rest of the model.
+        for unit in fsdp_units:
+            fully_shard(unit)
+        fully_shard(model)
+    elif distributed.is_distributed():
         # Codebook buffers are kept in sync by the codebooks' own collectives, not by DDP's broadcast.
         train_model = DistributedDataParallel(model, broadcast_buffers=False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    full = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    if state is not None:
+        set_optimizer_state_dict(model, optimizer, optim_state_dict=state["optimizer"], options=full)
     main = distributed.is_main()
     log = MetricsLog(run_dir, step, "log", enabled=main)
     eval_log = MetricsLog(run_dir, step, "eval", enabled=main)
@@ -112,9 +130,11 @@ def train(run_dir: Path, model: nn.Module, settings: TrainSettings, kind: str, f
             torch.distributed.all_gather_object(rng_states, _rng_state())
         else:
             rng_states = [_rng_state()]
+        # Full (unsharded) states, gathered on every rank: a checkpoint loads with or without FSDP.
+        weights = {k: v for k, v in get_model_state_dict(model, options=full).items() if k in saved_keys}
+        optimizer_state = get_optimizer_state_dict(model, optimizer, options=full)
         if main:
-            save_checkpoint(run_dir, s, weights_of(model),
-                            {"optimizer": optimizer.state_dict(), "step": s, "rng": rng_states},
+            save_checkpoint(run_dir, s, weights, {"optimizer": optimizer_state, "step": s, "rng": rng_states},
                             kind, files, settings.keep_checkpoints)
         distributed.barrier()
 
