@@ -124,3 +124,13 @@ def test_fsdp_trains_like_ddp_and_its_checkpoint_loads_without_fsdp(tmp_path, ca
     for key in ddp:  # both average the two ranks' gradients: the same training up to float rounding
         torch.testing.assert_close(fsdp[key], ddp[key], atol=1e-5, rtol=1e-4, msg=key)
     load_prior(tmp_path / "fsdp" / "checkpoints" / "step-00000003")
+
+
+def test_prior_eval_on_a_codes_file_from_vqvae_encode(tmp_path, cache, tiny_run, music_dir):
+    run = tmp_path / "top"
+    train_prior(cache, 2, run, "tiny", steps=2, batch_size=2, save_every=2, progress=False)
+    npz = tmp_path / "held.npz"
+    assert cli("vqvae", "encode", *sorted(music_dir.glob("*.wav"))[:2], "--model", tiny_run, "--out", npz).returncode == 0
+    result = cli("prior", "eval", "--model", run, "--level", 2, "--codes", npz, "--json", "--windows", 4)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["tokens"] == 4 * 64

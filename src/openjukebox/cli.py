@@ -159,16 +159,31 @@ def cmd_prior_eval(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from .bundle import load_prior
-    from .data.code_cache import load_code_cache
+    from .codes import load_codes
+    from .data.code_cache import CodeCache, load_code_cache
     from .prior.evaluation import evaluate_prior
     from .train.checkpoint import resolve_checkpoint
 
     model = Path(args.model)
-    path = model / f"prior_{args.level}" if (model / "manifest.json").is_file() else resolve_checkpoint(model)
+    is_bundle = (model / "manifest.json").is_file()
+    path = model / f"prior_{args.level}" if is_bundle else resolve_checkpoint(model)
     prior = load_prior(path, _device(args.device))
     if prior.config.level != args.level:
         raise OpenJukeboxError(f"{args.model}: holds a level-{prior.config.level} prior, not level {args.level}")
-    report = evaluate_prior(prior, load_code_cache(args.codes), args.windows)
+    if Path(args.codes).is_file():  # a codes .npz from 'vqvae encode': labels come from the model's vocabulary
+        vocab_file = model / "manifest.json" if is_bundle else path / "vocab.json"
+        try:
+            vocab = json.loads(vocab_file.read_text())
+        except (OSError, ValueError):
+            raise OpenJukeboxError(f"{args.model}: has no label vocabulary ({vocab_file.name})") from None
+        codes = load_codes(args.codes)
+        if codes.codebook_size != prior.config.bins:
+            raise OpenJukeboxError(f"{args.codes}: codes of a {codes.codebook_size}-entry codebook, this prior models "
+                                   f"{prior.config.bins}")
+        cache = CodeCache(codes, list(vocab["artists"]), list(vocab["genres"]))
+    else:
+        cache = load_code_cache(args.codes)
+    report = evaluate_prior(prior, cache, args.windows)
     if args.json:
         print(json.dumps(report))
         return
@@ -255,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = prior.add_parser("eval", help="teacher-forced NLL per token beside the unigram baseline")
     p.add_argument("--model", required=True, help="bundle, prior run or checkpoint directory")
     p.add_argument("--level", type=int, required=True, choices=[0, 1, 2])
-    p.add_argument("--codes", required=True, help="codes cache directory")
+    p.add_argument("--codes", required=True, help="codes cache directory, or a codes .npz from 'vqvae encode'")
     p.add_argument("--windows", type=int, default=32)
     p.add_argument("--json", action="store_true")
     p.add_argument("--device", default="auto")

@@ -32,10 +32,19 @@ class CodeCache:
     genres: list[str]
 
     def label_ids(self, clip: int) -> tuple[int, list[int]]:
+        """Vocabulary ids of a clip's labels; names missing from the vocabulary count as 'unknown'."""
         labels = self.codes.clips[clip].labels
-        artist = self.artists.index(labels.get("artist") or UNKNOWN)
-        genres = [self.genres.index(g) for g in split_genres(labels.get("genre", ""))] or [self.genres.index(UNKNOWN)]
-        return artist, genres
+        artist = _index(self.artists, labels.get("artist") or UNKNOWN, "artist")
+        genres = [_index(self.genres, g, "genre") for g in split_genres(labels.get("genre", ""))]
+        return artist, genres or [_index(self.genres, UNKNOWN, "genre")]
+
+
+def _index(vocabulary: list[str], name: str, what: str) -> int:
+    if name in vocabulary:
+        return vocabulary.index(name)
+    if UNKNOWN in vocabulary:
+        return vocabulary.index(UNKNOWN)
+    raise DataError(f"{what} '{name}' is not in the model's vocabulary, which has no '{UNKNOWN}' entry")
 
 
 def split_genres(text: str) -> list[str]:
