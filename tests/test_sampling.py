@@ -126,3 +126,12 @@ def test_schedule_parsing_and_labels_change_mid_song(tmp_path, bundle_dir):
     assert (tmp_path / "switched" / "sample-0-level0.wav").is_file()
     bad = cli("sample", "--model", bundle_dir, "--duration", 1, "--out", tmp_path / "bad", "--schedule", "5:artist=x")
     assert bad.returncode == 1 and "entry at 0 seconds" in bad.stderr
+
+
+def test_vqvae_commands_accept_a_bundle(tmp_path, bundle_dir, music_dir):
+    song = sorted(music_dir.glob("*.wav"))[0]
+    result = cli("vqvae", "encode", song, "--model", bundle_dir, "--out", tmp_path / "c.npz", "--duration", 1)
+    assert result.returncode == 0, result.stderr
+    result = cli("vqvae", "decode", tmp_path / "c.npz", "--model", bundle_dir, "--level", 2, "--out", tmp_path / "x.wav")
+    assert result.returncode == 0, result.stderr
+    assert sf.info(tmp_path / "x.wav").frames == 16000

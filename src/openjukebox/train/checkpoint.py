@@ -98,7 +98,8 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint directory from either a run directory (its latest checkpoint) or a checkpoint directory."""
+    """A checkpoint directory from a run directory (its latest checkpoint), a checkpoint directory, or a model
+    bundle (its VQ-VAE)."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such model directory")
@@ -106,6 +107,8 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
         raise CheckpointError(f"{path}: expected a run or checkpoint directory, got a file")
     if (path / META).is_file():
         return path
+    if (path / "manifest.json").is_file() and (path / "vqvae" / META).is_file():
+        return path / "vqvae"  # a model bundle: its VQ-VAE
     latest = latest_checkpoint(path)
     if latest is None:
         raise CheckpointError(f"{path}: holds no checkpoint (train a model into it first)")
