@@ -56,13 +56,21 @@ def cmd_vqvae_decode(args: argparse.Namespace) -> None:
 
 
 def cmd_vqvae_eval(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
     from .data.dataset import AudioFolder
     from .train.checkpoint import resolve_checkpoint
     from .vqvae.evaluation import evaluate_vqvae
     from .vqvae.loading import load_vqvae
 
     model, step = load_vqvae(args.model, _device(args.device))
-    cache = args.cache or resolve_checkpoint(args.model).parent.parent / "cache"
+    ckpt = resolve_checkpoint(args.model)
+    if args.cache:
+        cache = args.cache
+    elif ckpt.parent.name == "checkpoints":  # a training run: its own cache
+        cache = ckpt.parent.parent / "cache"
+    else:  # a bundle or a loose checkpoint: the user's cache folder, never inside the model
+        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "openjukebox"
     dataset = AudioFolder(args.data, model.config.sample_rate, cache, None)
     report = evaluate_vqvae(model, dataset, max_windows_per_file=args.windows_per_file)
     report = {"step": step, "model": str(args.model), "data": str(args.data), **report}
@@ -322,7 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--windows-per-file", type=int, default=8)
-    p.add_argument("--cache", default=None, help="where decoded audio is cached (default: RUN_DIR/cache)")
+    p.add_argument("--cache", default=None,
+                   help="where decoded audio is cached (default: RUN_DIR/cache, or ~/.cache/openjukebox for a bundle)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_vqvae_eval)
     return parser
