@@ -92,10 +92,10 @@ def sample_level(prior: Prior, total_tokens: int, labels: Labels | Callable[[int
             continue  # already known (prompt)
         window_labels = None
         if callable(labels):
-            window_labels = labels(start * prior.config.hop_length)
+            window_labels = labels(start * prior.config.hop_length).to(device)
         elif labels is not None:
             offset = labels.offset + start * prior.config.hop_length
-            window_labels = dataclasses.replace(labels, offset=offset)
+            window_labels = dataclasses.replace(labels, offset=offset).to(device)
         upper = None if upper_codes is None else upper_codes[:, start // ratio: -(-end // ratio)]
         generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + start)
         window = sample_window(prior, end - start, codes[:, start:], window_labels, upper, generator,

@@ -159,7 +159,7 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
             bar.update(min(codes.shape[1], total) - bar.n)
 
         if start_codes is None or start_codes.shape[1] < total:
-            codes = sample_level(prior, total, labels if callable(labels) else labels.to(device), seed=request.seed * 3 + level,
+            codes = sample_level(prior, total, labels, seed=request.seed * 3 + level,
                                  prompt=start_codes, upper_codes=upper, hop_fraction=request.hop_fraction,
                                  temperature=request.temperature, top_k=request.top_k, top_p=request.top_p,
                                  batch=request.n, on_window=save)
