@@ -1,0 +1,1 @@
+"""Compatibility with the released OpenAI Jukebox checkpoints."""
