@@ -66,21 +66,33 @@ def _lookup(name: str, vocabulary: list[str], what: str) -> int:
 def init_bundle(preset: str, out: str | os.PathLike, seed: int = 0, artists: list[str] | None = None,
                 genres: list[str] | None = None) -> Path:
     """Write a bundle of the preset's sizes with random weights (codebooks drawn at random): for tests and benchmarks."""
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out}: exists and is not empty; choose a new --out")
+    out = _new_bundle_dir(out)
     artists, genres = artists or ["unknown"], genres or ["unknown"]
     torch.manual_seed(seed)
     vq_config = vqvae_preset(preset)
     vqvae = VQVAE(vq_config)
     for codebook in vqvae.codebooks:
         codebook.initialise(torch.randn(vq_config.codebook_size, vq_config.emb_width) * 0.1)
-    write_model_dir(out / "vqvae", vqvae.state_dict(), "vqvae", 0, {CONFIG_FILE: vq_config.to_json()})
-    for level in range(3):
-        config = prior_preset(preset, level, vq_config.codebook_size, vq_config.hop_lengths[level],
-                              vq_config.sample_rate, len(artists), len(genres))
-        prior = Prior(config)
-        write_model_dir(out / f"prior_{level}", prior.saved_state(), "prior", 0, {CONFIG_FILE: prior_config_to_json(config)})
+    priors = {level: (Prior(prior_preset(preset, level, vq_config.codebook_size, vq_config.hop_lengths[level],
+                                         vq_config.sample_rate, len(artists), len(genres))), 0)
+              for level in range(3)}
+    return _write_bundle(out, vqvae, 0, priors, preset, artists, genres)
+
+
+def _new_bundle_dir(out: str | os.PathLike) -> Path:
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out}: exists and is not empty; choose a new --out")
+    return out
+
+
+def _write_bundle(out: Path, vqvae: VQVAE, vqvae_step: int, priors: dict[int, tuple[Prior, int]],
+                  preset: str | None, artists: list[str], genres: list[str]) -> Path:
+    """Each model as a self-describing directory, then the manifest last: a bundle without one is incomplete."""
+    write_model_dir(out / "vqvae", vqvae.state_dict(), "vqvae", vqvae_step, {CONFIG_FILE: vqvae.config.to_json()})
+    for level, (prior, step) in priors.items():
+        write_model_dir(out / f"prior_{level}", prior.saved_state(), "prior", step,
+                        {CONFIG_FILE: prior_config_to_json(prior.config)})
     manifest = {"format_version": FORMAT_VERSION, "kind": "bundle", "preset": preset, "artists": artists, "genres": genres}
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return out
@@ -89,9 +101,7 @@ def init_bundle(preset: str, out: str | os.PathLike, seed: int = 0, artists: lis
 def assemble_bundle(vqvae: str | os.PathLike, priors: dict[int, str | os.PathLike], out: str | os.PathLike) -> Path:
     """A bundle from trained runs (or checkpoint directories): their latest weights and configs, the vocabulary
     of the top prior's training data. Checks that the priors were trained on this VQ-VAE's codebook sizes."""
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out}: exists and is not empty; choose a new --out")
+    out = _new_bundle_dir(out)
     vq_ckpt = resolve_checkpoint(vqvae)
     vq_model, step = load_vqvae(vq_ckpt)
     sources = {}
@@ -101,19 +111,12 @@ def assemble_bundle(vqvae: str | os.PathLike, priors: dict[int, str | os.PathLik
         if prior.config.level != level or prior.config.bins != vq_model.config.codebook_size:
             raise ConfigError(f"{priors[level]}: is a level-{prior.config.level} prior over {prior.config.bins} codes, "
                               f"not a level-{level} prior for this VQ-VAE ({vq_model.config.codebook_size} codes)")
-        sources[level] = (ckpt, prior)
+        sources[level] = (prior, int(read_meta(ckpt, "prior")["step"]))
     try:
         vocab = json.loads((Path(priors[2]) / "vocab.json").read_text())
     except (OSError, ValueError):
         raise CheckpointError(f"{priors[2]}: no vocab.json (train the prior with 'openjukebox prior train')") from None
-    write_model_dir(out / "vqvae", vq_model.state_dict(), "vqvae", step, {CONFIG_FILE: vq_model.config.to_json()})
-    for level, (ckpt, prior) in sources.items():
-        write_model_dir(out / f"prior_{level}", prior.saved_state(), "prior", int(read_meta(ckpt, "prior")["step"]),
-                        {CONFIG_FILE: prior_config_to_json(prior.config)})
-    manifest = {"format_version": FORMAT_VERSION, "kind": "bundle", "preset": None,
-                "artists": vocab["artists"], "genres": vocab["genres"]}
-    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-    return out
+    return _write_bundle(out, vq_model, step, sources, None, vocab["artists"], vocab["genres"])
 
 
 def load_prior(path: Path, device: torch.device | str = "cpu") -> Prior:
@@ -132,6 +135,15 @@ def load_prior(path: Path, device: torch.device | str = "cpu") -> Prior:
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the saved config ({str(e).splitlines()[0]})") from None
     return prior.to(device).eval()
+
+
+def prior_location(model: str | os.PathLike, level: int) -> tuple[Path, Path]:
+    """(prior checkpoint directory, file holding its label vocabulary) for a bundle, a prior run or a checkpoint."""
+    model = Path(model)
+    if (model / MANIFEST).is_file():
+        return model / f"prior_{level}", model / MANIFEST
+    ckpt = resolve_checkpoint(model)
+    return ckpt, ckpt / "vocab.json"
 
 
 def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu") -> Bundle:

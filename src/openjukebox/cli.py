@@ -164,33 +164,14 @@ def cmd_prior_train(args: argparse.Namespace) -> None:
 
 
 def cmd_prior_eval(args: argparse.Namespace) -> None:
-    from pathlib import Path
+    from .bundle import load_prior, prior_location
+    from .prior.evaluation import evaluate_prior, load_evaluation_codes
 
-    from .bundle import load_prior
-    from .codes import load_codes
-    from .data.code_cache import CodeCache, load_code_cache
-    from .prior.evaluation import evaluate_prior
-    from .train.checkpoint import resolve_checkpoint
-
-    model = Path(args.model)
-    is_bundle = (model / "manifest.json").is_file()
-    path = model / f"prior_{args.level}" if is_bundle else resolve_checkpoint(model)
+    path, vocab_file = prior_location(args.model, args.level)
     prior = load_prior(path, _device(args.device))
     if prior.config.level != args.level:
         raise OpenJukeboxError(f"{args.model}: holds a level-{prior.config.level} prior, not level {args.level}")
-    if Path(args.codes).is_file():  # a codes .npz from 'vqvae encode': labels come from the model's vocabulary
-        vocab_file = model / "manifest.json" if is_bundle else path / "vocab.json"
-        try:
-            vocab = json.loads(vocab_file.read_text())
-        except (OSError, ValueError):
-            raise OpenJukeboxError(f"{args.model}: has no label vocabulary ({vocab_file.name})") from None
-        codes = load_codes(args.codes)
-        if codes.codebook_size != prior.config.bins:
-            raise OpenJukeboxError(f"{args.codes}: codes of a {codes.codebook_size}-entry codebook, this prior models "
-                                   f"{prior.config.bins}")
-        cache = CodeCache(codes, list(vocab["artists"]), list(vocab["genres"]))
-    else:
-        cache = load_code_cache(args.codes)
+    cache = load_evaluation_codes(args.codes, prior, vocab_file)
     report = evaluate_prior(prior, cache, args.windows)
     if args.json:
         print(json.dumps(report))

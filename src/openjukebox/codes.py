@@ -45,6 +45,15 @@ class CodesFile:
         return row[: -(-self.clips[clip].length // self.hop_lengths[level])]
 
 
+def pad_levels(rows: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """Per level, clips' code rows of different lengths stacked into one (clips, tokens) array padded with -1."""
+    levels = []
+    for level_rows in rows:
+        width = max(len(r) for r in level_rows)
+        levels.append(np.stack([np.pad(r, (0, width - len(r)), constant_values=-1) for r in level_rows]))
+    return levels
+
+
 def save_codes(path: str | os.PathLike, codes: CodesFile) -> Path:
     path = Path(path)
     if path.suffix != ".npz":

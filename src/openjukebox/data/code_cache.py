@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..codes import CodedClip, CodesFile, load_codes, save_codes
+from ..codes import CodedClip, CodesFile, pad_levels, load_codes, save_codes
 from ..errors import DataError
 from ..fileio import atomic_write_text
 from ..vqvae.loading import load_vqvae
@@ -67,10 +67,7 @@ def build_code_cache(vqvae_dir: str | os.PathLike, data_dir: str | os.PathLike, 
         labels = {"artist": file.artist, "genre": file.genre, "lyrics": file.lyrics}
         clips.append(CodedClip(source=file.path, offset=0.0, duration=file.length / model.config.sample_rate,
                                length=file.length, labels=labels))
-    levels = []
-    for level_rows in rows:
-        width = max(len(r) for r in level_rows)
-        levels.append(np.stack([np.pad(r, (0, width - len(r)), constant_values=-1) for r in level_rows]))
+    levels = pad_levels(rows)
     codes = CodesFile(levels, clips, model.config.sample_rate, model.hop_lengths, model.config.codebook_size,
                       model.fingerprint())
     artists = sorted({c.labels["artist"] for c in clips if c.labels["artist"]} | {UNKNOWN})

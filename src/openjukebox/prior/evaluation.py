@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..data.code_cache import CodeCache
+from ..codes import load_codes
+from ..data.code_cache import CodeCache, load_code_cache
+from ..errors import OpenJukeboxError
 from .model import Prior
 from .training import sample_windows
 
@@ -40,3 +45,18 @@ def evaluate_prior(prior: Prior, cache: CodeCache, windows: int = 32, batch_size
             "bits_per_second": nats / math.log(2) * tokens_per_second,
             "unigram_nats_per_token": unigram,
             "unigram_bits_per_second": unigram / math.log(2) * tokens_per_second}
+
+
+def load_evaluation_codes(codes: str | os.PathLike, prior: Prior, vocab_file: Path) -> CodeCache:
+    """A codes cache directory as it is, or a codes .npz from 'vqvae encode' with the model's label vocabulary."""
+    if not Path(codes).is_file():
+        return load_code_cache(codes)
+    try:
+        vocab = json.loads(vocab_file.read_text())
+    except (OSError, ValueError):
+        raise OpenJukeboxError(f"{vocab_file.parent}: has no label vocabulary ({vocab_file.name})") from None
+    codes_file = load_codes(codes)
+    if codes_file.codebook_size != prior.config.bins:
+        raise OpenJukeboxError(f"{codes}: codes of a {codes_file.codebook_size}-entry codebook, this prior models "
+                               f"{prior.config.bins}")
+    return CodeCache(codes_file, list(vocab["artists"]), list(vocab["genres"]))

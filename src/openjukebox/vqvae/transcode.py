@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..audio import load_audio, save_audio
-from ..codes import CodedClip, CodesFile, check_codes_match, load_codes, save_codes
+from ..codes import CodedClip, CodesFile, pad_levels, check_codes_match, load_codes, save_codes
 from ..errors import CodesError, ConfigError
 from .model import VQVAE
 
@@ -40,10 +40,7 @@ def encode_audio_files(model: VQVAE, paths: list[str | os.PathLike], out: str | 
             rows[level].append(c[0].cpu().numpy())
         clips.append(CodedClip(source=str(path), offset=start / rate, duration=audio.shape[1] / rate,
                                length=int(audio.shape[1])))
-    levels = []
-    for level_rows in rows:
-        width = max(len(r) for r in level_rows)
-        levels.append(np.stack([np.pad(r, (0, width - len(r)), constant_values=-1) for r in level_rows]))
+    levels = pad_levels(rows)
     codes_file = CodesFile(levels, clips, rate, model.hop_lengths, model.config.codebook_size, model.fingerprint())
     save_codes(out, codes_file)
     return codes_file
