@@ -25,7 +25,7 @@ def measure(preset: str, level: int, tokens: int, batch: int, cached: bool) -> d
     torch.manual_seed(0)
     vq = vqvae_preset(preset)
     prior = Prior(prior_preset(preset, level, vq.codebook_size, vq.hop_lengths[level], vq.sample_rate, 1, 1)).eval()
-    n = min(tokens, prior.config.transformer.n_ctx)
+    n = min(tokens, prior.config.n_ctx)
     from openjukebox.prior.conditioning import Labels
 
     labels = Labels(torch.zeros(batch, dtype=torch.long), torch.zeros(batch, 1, dtype=torch.long),

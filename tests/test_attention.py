@@ -5,10 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from openjukebox.prior.attention import COLUMN, DENSE, PATTERNS, PREVIOUS_ROW, ROW, factorized_attention
+from openjukebox.prior.attention import (COLUMN, DENSE, ENCODER_DECODER, PREFIX, PREVIOUS_ROW, ROW,
+                                        SELF_ATTENTION_PATTERNS as PATTERNS, factorized_attention)
 from openjukebox.prior.transformer import Transformer, TransformerConfig, layer_patterns
 
 N_CTX, BLOCK_LEN = 12, 4
+PREFIX_KEYS = 6  # a prefix layer's keys: the lyrics of a merged sequence, rounded up
 
 
 def reference_mask(pattern: int, n: int, block_len: int) -> torch.Tensor:
@@ -26,6 +28,8 @@ def reference_mask(pattern: int, n: int, block_len: int) -> torch.Tensor:
                 mask[i, j] = oi == oj and bj <= bi
             elif pattern == PREVIOUS_ROW:
                 mask[i, j] = bj == bi - 1
+            elif pattern == PREFIX:
+                mask[i, j] = j <= i and j < PREFIX_KEYS
     return mask
 
 
@@ -34,12 +38,12 @@ def visibility(pattern: int, n: int, block_len: int) -> torch.Tensor:
     torch.manual_seed(0)
     q, k = torch.randn(1, 1, n, 8), torch.randn(1, 1, n, 8)
     v = torch.zeros(1, 1, n, 8)
-    base = factorized_attention(q, k, v, pattern, block_len)
+    base = factorized_attention(q, k, v, pattern, block_len, PREFIX_KEYS)
     seen = torch.zeros(n, n, dtype=torch.bool)
     for j in range(n):
         v2 = v.clone()
         v2[0, 0, j] = 1.0
-        seen[:, j] = (factorized_attention(q, k, v2, pattern, block_len) - base).abs().sum(-1)[0, 0] > 0
+        seen[:, j] = (factorized_attention(q, k, v2, pattern, block_len, PREFIX_KEYS) - base).abs().sum(-1)[0, 0] > 0
     return seen
 
 
@@ -56,7 +60,7 @@ def test_pattern_equals_dense_attention_with_the_reference_mask(pattern):
     mask = reference_mask(pattern, N_CTX, BLOCK_LEN)
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     expected[:, :, ~mask.any(1)] = 0.0  # previous-row queries of block 0 see nothing: output 0, as released
-    torch.testing.assert_close(factorized_attention(q, k, v, pattern, BLOCK_LEN), expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(factorized_attention(q, k, v, pattern, BLOCK_LEN, PREFIX_KEYS), expected, atol=1e-6, rtol=1e-5)
 
 
 def test_released_layer_cycle():
@@ -64,15 +68,31 @@ def test_released_layer_cycle():
     assert layer_patterns(0, 3) == [DENSE] * 3
 
 
-@pytest.mark.parametrize("attn_order", [0, 2])
+def test_released_lyrics_layer_cycles():
+    """released-architecture.md, item 12: 5b_lyrics has encoder-decoder layers at 18, 28, ..., 78 of 79; 1b_lyrics
+    has prefix, prefix, dense where d % 16 == 15 (layers 15, 31, 47, 63: d % 3 = 0, 1, 2, 0)."""
+    order_10 = layer_patterns(10, 79)
+    assert [d for d, p in enumerate(order_10) if p == ENCODER_DECODER] == list(range(18, 79, 10))
+    assert [p for p in order_10 if p != ENCODER_DECODER] == [(ROW, COLUMN, PREVIOUS_ROW)[d % 3] for d in range(72)]
+    order_12 = layer_patterns(12, 72)
+    assert [(d, order_12[d]) for d in (15, 31, 47, 63)] == [(15, PREFIX), (31, PREFIX), (47, DENSE), (63, PREFIX)]
+    assert [order_12[d] for d in range(15)] == [(ROW, COLUMN, PREVIOUS_ROW)[d % 3] for d in range(15)]
+
+
+@pytest.mark.parametrize("attn_order", [0, 2, 10, 12])
 def test_kv_cache_decoding_equals_full_forward(attn_order):
     torch.manual_seed(2)
-    config = TransformerConfig(width=32, depth=6, heads=2, n_ctx=N_CTX, blocks=N_CTX // BLOCK_LEN, attn_order=attn_order)
+    depth = {10: 19, 12: 16}.get(attn_order, 6)  # enough layers to include an encoder-decoder / prefix layer
+    config = TransformerConfig(width=32, depth=depth, heads=2, n_ctx=N_CTX, blocks=N_CTX // BLOCK_LEN,
+                               attn_order=attn_order, prefix_len=4)
     model = Transformer(config).eval()
-    x = torch.randn(2, N_CTX, 32)
+    for p in model.parameters():  # encoder-decoder layers start at zero; make them count
+        if not p.any():
+            torch.nn.init.normal_(p, std=0.2)
+    x, states = torch.randn(2, N_CTX, 32), torch.randn(2, 5, 32)
     with torch.no_grad():
-        full = model(x)
-        caches = model.new_caches(2, x.device)
+        full = model(x, states)
+        caches = model.new_caches(2, x.device, encoder_states=states)
         steps = torch.cat([model.step(x[:, t: t + 1], caches, t) for t in range(N_CTX)], dim=1)
     torch.testing.assert_close(steps, full, atol=1e-5, rtol=0)
 

@@ -4,11 +4,14 @@ The context of n_ctx tokens is viewed as (blocks, block_len). Patterns, numbered
   0 dense: causal over everything before;
   1 row: causal within the query's own block;
   2 column: the same in-block offset in this and every earlier block (causal);
-  3 previous row: the whole previous block, unmasked; block 0 has none, and its output is exactly 0.
+  3 previous row: the whole previous block, unmasked; block 0 has none, and its output is exactly 0;
+  6 encoder-decoder: every position attends to all the lyrics encoder's states (CrossAttention);
+  7 lyrics prefix: causal, over only the first `prefix_keys` positions (the lyrics of a merged sequence).
 Each is computed on a reshaped tensor, never with a dense n_ctx × n_ctx mask.
 
 Incremental decoding keeps only what a pattern can ever look at again: a row layer the current block, a
-previous-row layer the current and previous block, dense and column layers every key so far.
+previous-row layer the current and previous block, a prefix layer the prefix, dense and column layers every
+key so far.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-DENSE, ROW, COLUMN, PREVIOUS_ROW = 0, 1, 2, 3
-PATTERNS = (DENSE, ROW, COLUMN, PREVIOUS_ROW)
+DENSE, ROW, COLUMN, PREVIOUS_ROW, ENCODER_DECODER, PREFIX = 0, 1, 2, 3, 6, 7
+SELF_ATTENTION_PATTERNS = (DENSE, ROW, COLUMN, PREVIOUS_ROW, PREFIX)
 
 
 def _pad_to_blocks(t: torch.Tensor, block_len: int) -> torch.Tensor:
@@ -29,11 +32,16 @@ def _pad_to_blocks(t: torch.Tensor, block_len: int) -> torch.Tensor:
     return F.pad(t, (0, 0, 0, -t.shape[2] % block_len))
 
 
-def factorized_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: int, block_len: int) -> torch.Tensor:
+def factorized_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: int, block_len: int,
+                         prefix_keys: int = 0) -> torch.Tensor:
     """Attention of (batch, heads, T, d_head) queries over keys at the same positions, for one pattern."""
     b, h, t, d = q.shape
     if pattern == DENSE:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    if pattern == PREFIX:
+        n = min(prefix_keys, t)
+        visible = torch.ones(t, n, dtype=torch.bool, device=q.device).tril()
+        return F.scaled_dot_product_attention(q, k[:, :, :n], v[:, :, :n], attn_mask=visible)
     q, k, v = (_pad_to_blocks(x, block_len) for x in (q, k, v))
     n = q.shape[2] // block_len
     q, k, v = (x.view(b, h, n, block_len, d) for x in (q, k, v))
@@ -60,13 +68,14 @@ class KVCache:
     values: torch.Tensor
 
 
-def cache_slots(pattern: int, n_ctx: int, block_len: int) -> int:
-    """How many past keys a pattern may still need: all for dense/column, one block for row, two for previous row."""
-    return {DENSE: n_ctx, COLUMN: n_ctx, ROW: block_len, PREVIOUS_ROW: 2 * block_len}[pattern]
+def cache_slots(pattern: int, n_ctx: int, block_len: int, prefix_keys: int = 0) -> int:
+    """How many past keys a pattern may still need: all for dense/column, one block for row, two for previous
+    row, the prefix for a prefix layer."""
+    return {DENSE: n_ctx, COLUMN: n_ctx, ROW: block_len, PREVIOUS_ROW: 2 * block_len, PREFIX: prefix_keys}[pattern]
 
 
 def _slot(pattern: int, pos: int, block_len: int) -> int:
-    if pattern in (DENSE, COLUMN):
+    if pattern in (DENSE, COLUMN, PREFIX):
         return pos
     if pattern == ROW:
         return pos % block_len
@@ -77,10 +86,13 @@ def attend_one(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: KVCache
                block_len: int) -> torch.Tensor:
     """Attention of the token at `pos` (q, k, v: (batch, heads, 1, d)), storing its key/value in the cache."""
     slot = _slot(pattern, pos, block_len)
-    cache.keys[:, :, slot] = k[:, :, 0]
-    cache.values[:, :, slot] = v[:, :, 0]
+    if slot < cache.keys.shape[2]:
+        cache.keys[:, :, slot] = k[:, :, 0]
+        cache.values[:, :, slot] = v[:, :, 0]
     block, offset = divmod(pos, block_len)
-    if pattern == DENSE:
+    if pattern == PREFIX:
+        keys, values = cache.keys[:, :, : pos + 1], cache.values[:, :, : pos + 1]
+    elif pattern == DENSE:
         keys, values = cache.keys[:, :, : pos + 1], cache.values[:, :, : pos + 1]
     elif pattern == ROW:
         keys, values = cache.keys[:, :, : offset + 1], cache.values[:, :, : offset + 1]
@@ -101,13 +113,15 @@ def attend_one(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: KVCache
 class SelfAttention(nn.Module):
     """Multi-head self-attention of one pattern: width → n_state (q, k, v) → width."""
 
-    def __init__(self, width: int, n_state: int, heads: int, pattern: int, block_len: int) -> None:
+    def __init__(self, width: int, n_state: int, heads: int, pattern: int, block_len: int,
+                 prefix_keys: int = 0) -> None:
         super().__init__()
         if n_state % heads:
             raise ValueError(f"attention width {n_state} is not divisible by {heads} heads")
         self.heads = heads
         self.pattern = pattern
         self.block_len = block_len
+        self.prefix_keys = prefix_keys
         self.c_attn = nn.Linear(width, 3 * n_state)
         self.c_proj = nn.Linear(n_state, width)
 
@@ -123,14 +137,49 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, T, width) → (batch, T, width), each position attending by this layer's pattern."""
         q, k, v = self._split(x)
-        return self._merge(factorized_attention(q, k, v, self.pattern, self.block_len))
+        return self._merge(factorized_attention(q, k, v, self.pattern, self.block_len, self.prefix_keys))
 
     def new_cache(self, batch: int, n_ctx: int, device: torch.device, dtype: torch.dtype) -> KVCache:
         d = self.c_attn.out_features // 3 // self.heads
-        shape = (batch, self.heads, cache_slots(self.pattern, n_ctx, self.block_len), d)
+        shape = (batch, self.heads, cache_slots(self.pattern, n_ctx, self.block_len, self.prefix_keys), d)
         return KVCache(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
 
     def step(self, x: torch.Tensor, cache: KVCache, pos: int) -> torch.Tensor:
         """One token (batch, 1, width) at position `pos`, using and updating the cache."""
         q, k, v = self._split(x)
         return self._merge(attend_one(q, k, v, cache, self.pattern, pos, self.block_len))
+
+
+class CrossAttention(nn.Module):
+    """Encoder-decoder attention (pattern 6): queries from the music, keys and values from the lyrics encoder's
+    states, unmasked. As released, c_attn makes only the query and c_enc_kv the keys and values."""
+
+    pattern = ENCODER_DECODER
+
+    def __init__(self, width: int, n_state: int, heads: int) -> None:
+        super().__init__()
+        if n_state % heads:
+            raise ValueError(f"attention width {n_state} is not divisible by {heads} heads")
+        self.heads = heads
+        self.c_attn = nn.Linear(width, n_state)
+        self.c_enc_kv = nn.Linear(width, 2 * n_state)
+        self.c_proj = nn.Linear(n_state, width)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        return x.view(b, t, self.heads, -1).transpose(1, 2)
+
+    def _merge(self, out: torch.Tensor) -> torch.Tensor:
+        b, h, t, d = out.shape
+        return self.c_proj(out.transpose(1, 2).reshape(b, t, h * d))
+
+    def encoder_cache(self, encoder_states: torch.Tensor) -> KVCache:
+        """Keys and values of the encoder's states (batch, L, width): computed once per window."""
+        k, v = self.c_enc_kv(encoder_states.to(self.c_enc_kv.weight.dtype)).chunk(2, dim=-1)
+        return KVCache(self._heads(k), self._heads(v))
+
+    def attend(self, x: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        return self._merge(F.scaled_dot_product_attention(self._heads(self.c_attn(x)), cache.keys, cache.values))
+
+    def forward(self, x: torch.Tensor, encoder_states: torch.Tensor) -> torch.Tensor:
+        return self.attend(x, self.encoder_cache(encoder_states))

@@ -24,9 +24,11 @@ class Labels:
     genres: torch.Tensor  # (batch, max_genres) int64, -1 = no genre
     total_length: torch.Tensor  # (batch,) samples in the whole song
     offset: torch.Tensor  # (batch,) sample at which this window starts
+    lyrics: torch.Tensor | None = None  # (batch, n_tokens) the window's lyric tokens, for lyrics priors
 
     def to(self, device: torch.device) -> Labels:
-        return Labels(*(t.to(device) for t in (self.artist, self.genres, self.total_length, self.offset)))
+        lyrics = None if self.lyrics is None else self.lyrics.to(device)
+        return Labels(*(t.to(device) for t in (self.artist, self.genres, self.total_length, self.offset)), lyrics)
 
 
 class LabelEmbedding(nn.Module):

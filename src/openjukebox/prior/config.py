@@ -20,6 +20,8 @@ def prior_config_from_dict(d: dict) -> PriorConfig:
         raise ConfigError("not a prior config")
     try:
         d["transformer"] = TransformerConfig(**d["transformer"])
+        if d.get("lyrics_encoder") is not None:
+            d["lyrics_encoder"] = TransformerConfig(**d["lyrics_encoder"])
         return PriorConfig(**d)
     except (TypeError, KeyError) as e:
         raise ConfigError(f"prior config: {e}") from None

@@ -29,7 +29,7 @@ def evaluate_prior(prior: Prior, cache: CodeCache, windows: int = 32, batch_size
     remaining = windows
     while remaining > 0:
         n = min(batch_size, remaining)
-        batch = sample_windows(cache, config.level, config.transformer.n_ctx, n, generator, config.level < 2,
+        batch = sample_windows(cache, config.level, config.n_ctx, n, generator, config.level < 2,
                                config.max_genres)
         upper = None if batch.upper is None else batch.upper.to(device)
         loss = prior.loss(batch.codes.to(device), batch.labels.to(device), upper)

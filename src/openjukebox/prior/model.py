@@ -4,6 +4,11 @@ Input at position t is the embedding of code t−1 (the first position gets the 
 token without labels) + a learned position embedding + the conditioning x_cond; the transformer's output
 predicts code t. As released, a non-merged decoder ties the output layer to the code embedding and adds
 x_cond again before it.
+
+Top priors may also sing given lyrics, in one of the two released structures: a separate lyrics encoder whose
+states the transformer's encoder-decoder layers read (`5b_lyrics`), or one merged sequence, the window's lyric
+tokens followed by its music codes, over a merged vocabulary (`1b_lyrics`: lyric tokens 0…n_vocab−1, codes
+shifted up by n_vocab; x_cond is zero over the lyrics).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from torch import nn
 from ..errors import ConfigError
 from .attention import KVCache
 from .conditioning import Labels, LabelEmbedding, TimingEmbedding, UpsamplerConditioner
+from .lyrics_encoder import LyricsEncoder
 from .transformer import Transformer, TransformerConfig
 
 
@@ -45,20 +51,53 @@ class PriorConfig:
     cond_downs: int = 2  # the level above has 2**cond_downs fewer tokens
     cond_dilation_cycle: int = 8
     cond_res_scale: bool = False
+    n_vocab: int = 0  # lyric characters (0: no lyrics)
+    n_tokens: int = 0  # lyric tokens per window
+    lyrics_encoder: TransformerConfig | None = None  # separate encoder; None with n_tokens > 0: merged sequence
 
     def __post_init__(self) -> None:
         if (self.n_artists > 0) != (self.n_genres > 0):
             raise ConfigError("prior config: give both n_artists and n_genres, or neither (unconditional)")
         if self.upper_bins and self.timing_bins:
             raise ConfigError("prior config: upsamplers have no timing signal")
+        if (self.n_tokens > 0) != (self.n_vocab > 0):
+            raise ConfigError("prior config: a lyrics prior needs both n_tokens and n_vocab")
+        if self.lyrics_encoder is not None and (self.lyrics_encoder.n_ctx != self.n_tokens or not self.n_tokens):
+            raise ConfigError(f"prior config: the lyrics encoder's context must be n_tokens ({self.n_tokens})")
+        if self.transformer.has_encoder_decoder != (self.lyrics_encoder is not None):
+            raise ConfigError("prior config: encoder-decoder layers and a lyrics encoder go together")
+        if self.merged_lyrics and (self.transformer.prefix_len != self.n_tokens
+                                   or self.transformer.n_ctx <= self.n_tokens):
+            raise ConfigError("prior config: a merged lyrics prior's transformer spans the lyrics "
+                              f"(prefix_len {self.n_tokens}) and the music")
 
     @property
     def conditioned_on_labels(self) -> bool:
         return self.n_artists > 0
 
     @property
+    def merged_lyrics(self) -> bool:
+        """Lyric tokens and codes in one sequence, as the released 1b_lyrics."""
+        return self.n_tokens > 0 and self.lyrics_encoder is None
+
+    @property
+    def lead(self) -> int:
+        """Sequence positions before the first code: the lyrics of a merged sequence."""
+        return self.n_tokens if self.merged_lyrics else 0
+
+    @property
+    def code_shift(self) -> int:
+        """Offset of code 0 in the model's vocabulary: after the lyric characters of a merged vocabulary."""
+        return self.n_vocab if self.merged_lyrics else 0
+
+    @property
+    def n_ctx(self) -> int:
+        """Codes per window."""
+        return self.transformer.n_ctx - self.lead
+
+    @property
     def window_samples(self) -> int:
-        return self.transformer.n_ctx * self.hop_length
+        return self.n_ctx * self.hop_length
 
 
 class Prior(nn.Module):
@@ -66,7 +105,8 @@ class Prior(nn.Module):
         super().__init__()
         self.config = config
         width = config.transformer.width
-        self.x_emb = nn.Embedding(config.bins, width)
+        vocabulary = config.code_shift + config.bins
+        self.x_emb = nn.Embedding(vocabulary, width)
         self.pos_emb = nn.Parameter(torch.randn(config.transformer.n_ctx, width) * 0.01)
         if config.conditioned_on_labels:
             self.labels = LabelEmbedding(config.n_artists, config.n_genres, width)
@@ -78,8 +118,10 @@ class Prior(nn.Module):
         if config.upper_bins:
             self.conditioner = UpsamplerConditioner(config.upper_bins, width, config.cond_width, config.cond_depth,
                                                     config.cond_downs, config.cond_dilation_cycle, config.cond_res_scale)
+        if config.lyrics_encoder is not None:
+            self.lyrics_encoder = LyricsEncoder(config.lyrics_encoder, config.n_vocab, width)
         self.transformer = Transformer(config.transformer)
-        self.x_out = nn.Linear(width, config.bins, bias=False)
+        self.x_out = nn.Linear(width, vocabulary, bias=False)
         if not config.merged_decoder:
             self.x_out.weight = self.x_emb.weight
         # Small embeddings (GPT-style std 0.02) keep the initial logits near uniform instead of N(0, width).
@@ -104,42 +146,61 @@ class Prior(nn.Module):
             return self.labels(labels)
         return self.start_token.expand(batch, -1)
 
+    def lyrics(self, labels: Labels | None) -> torch.Tensor:
+        """The window's lyric tokens (batch, n_tokens)."""
+        if labels is None or labels.lyrics is None or labels.lyrics.shape[-1] != self.config.n_tokens:
+            raise ConfigError(f"this prior sings lyrics: give labels with {self.config.n_tokens} lyric tokens")
+        return labels.lyrics
+
+    def encoder_states(self, labels: Labels | None) -> torch.Tensor | None:
+        """What the encoder-decoder layers attend to (batch, n_tokens, width), for a separate lyrics encoder."""
+        if self.config.lyrics_encoder is None:
+            return None
+        return self.lyrics_encoder(self.lyrics(labels))
+
     def condition(self, labels: Labels | None, upper_codes: torch.Tensor | None, batch: int, n: int) -> torch.Tensor:
-        """x_cond (batch, n, width) for the first n tokens of a window: timing or upsampled upper codes, else 0."""
+        """x_cond (batch, lead + n, width) for the lyrics and the first n codes of a window: timing or
+        upsampled upper codes, else 0 (always 0 over the lyrics)."""
         width = self.config.transformer.width
         cond = self.pos_emb.new_zeros(batch, n, width)
         if self.config.timing_bins:
             if labels is None:
                 raise ConfigError("this prior uses the timing signal: give labels with total_length and offset")
-            cond = cond + self.timing(labels, self.config.window_samples, self.config.transformer.n_ctx, n)
+            cond = cond + self.timing(labels, self.config.window_samples, self.config.n_ctx, n)
         if self.config.upper_bins:
             if upper_codes is None:
                 raise ConfigError(f"the level-{self.config.level} upsampler needs the codes of the level above")
             cond = cond + self.conditioner(upper_codes)[:, :n]
-        return cond
+        return torch.cat([cond.new_zeros(batch, self.config.lead, width), cond], dim=1)
 
     def forward(self, codes: torch.Tensor, labels: Labels | None = None,
                 upper_codes: torch.Tensor | None = None) -> torch.Tensor:
-        """Teacher-forced logits (batch, T, bins) for codes (batch, T), T ≤ n_ctx."""
+        """Teacher-forced logits (batch, lead + T, vocabulary) at every position of the sequence for codes
+        (batch, T), T ≤ n_ctx. Without lyrics in the sequence that is (batch, T, bins)."""
         b, t = codes.shape
-        x = torch.cat([self.start(labels, b)[:, None], self.x_emb(codes[:, :-1])], dim=1)
+        tokens = codes + self.config.code_shift
+        if self.config.merged_lyrics:
+            tokens = torch.cat([self.lyrics(labels), tokens], dim=1)
+        x = torch.cat([self.start(labels, b)[:, None], self.x_emb(tokens[:, :-1])], dim=1)
         cond = self.condition(labels, upper_codes, b, t)
-        h = self.transformer(x + self.pos_emb[:t] + cond)
+        h = self.transformer(x + self.pos_emb[: tokens.shape[1]] + cond, self.encoder_states(labels))
         if not self.config.merged_decoder:
             h = h + cond
         return self.x_out(h)
 
     def loss(self, codes: torch.Tensor, labels: Labels | None = None,
              upper_codes: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean negative log-likelihood in nats per token."""
-        return next_token_loss(self.forward(codes, labels, upper_codes), codes)
+        """Mean negative log-likelihood of the codes in nats per token."""
+        logits = self.forward(codes, labels, upper_codes)[:, self.config.lead:]
+        return next_token_loss(logits, codes + self.config.code_shift)
 
-    def new_caches(self, batch: int) -> list[KVCache]:
-        return self.transformer.new_caches(batch, self.pos_emb.device, self.pos_emb.dtype)
+    def new_caches(self, batch: int, encoder_states: torch.Tensor | None = None) -> list[KVCache]:
+        return self.transformer.new_caches(batch, self.pos_emb.device, self.pos_emb.dtype, encoder_states)
 
     def step(self, previous: torch.Tensor | None, pos: int, cond: torch.Tensor, caches: list[KVCache],
              start: torch.Tensor) -> torch.Tensor:
-        """Logits (batch, bins) for position `pos`, given the code at pos−1 (None at pos 0) and the window's x_cond."""
+        """Logits (batch, vocabulary) for sequence position `pos`, given the token (lyric character or shifted
+        code) at pos−1 (None at pos 0) and the window's x_cond."""
         x = start[:, None] if previous is None else self.x_emb(previous)[:, None]
         c = cond[:, pos: pos + 1]
         h = self.transformer.step(x + self.pos_emb[pos: pos + 1] + c, caches, pos)

@@ -96,7 +96,7 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
 
     def next_batch(step: int) -> PriorBatch:
         generator = np.random.default_rng([seed, step, distributed.rank()])
-        return sample_windows(cache, level, config.transformer.n_ctx, batch_size, generator, upsampler,
+        return sample_windows(cache, level, config.n_ctx, batch_size, generator, upsampler,
                               config.max_genres)
 
     def compute_loss(model: nn.Module, batch: PriorBatch) -> tuple[torch.Tensor, dict[str, float]]:

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import ConfigError
-from .attention import COLUMN, DENSE, PREVIOUS_ROW, ROW, KVCache, SelfAttention
+from .attention import COLUMN, DENSE, ENCODER_DECODER, PREFIX, PREVIOUS_ROW, ROW, CrossAttention, KVCache, SelfAttention
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class TransformerConfig:
     mlp_fraction: float = 1.0
     dropout: float = 0.0
     checkpoint_activations: bool = False
+    prefix_len: int = 0  # lyric tokens at the start of a merged sequence (attn_order 12's prefix layers)
 
     def __post_init__(self) -> None:
         if self.n_ctx % self.blocks:
@@ -42,14 +43,34 @@ class TransformerConfig:
     def block_len(self) -> int:
         return self.n_ctx // self.blocks
 
+    @property
+    def prefix_keys(self) -> int:
+        """Keys a prefix layer sees: as released, the prefix rounded up by `blocks` (the count, not the length)."""
+        return (self.prefix_len // self.blocks + 1) * self.blocks
+
+    @property
+    def has_encoder_decoder(self) -> bool:
+        return ENCODER_DECODER in layer_patterns(self.attn_order, self.depth)
+
+
+_FACTORIZED = (ROW, COLUMN, PREVIOUS_ROW)
+
 
 def layer_patterns(attn_order: int, depth: int) -> list[int]:
-    """The attention pattern of each layer for a released `attn_order` (0: all dense; 2: row, column, previous row)."""
+    """The attention pattern of each layer for a released `attn_order`:
+    0 all dense; 2 row, column, previous row; 10 (5b_lyrics) that cycle with an encoder-decoder layer closing
+    every tenth layer from layer 18 on, over 79 layers; 12 (1b_lyrics) the 2 cycle with prefix, prefix, dense
+    layers at every 16th."""
     if attn_order == 0:
         return [DENSE] * depth
     if attn_order == 2:
-        return [(ROW, COLUMN, PREVIOUS_ROW)[d % 3] for d in range(depth)]
-    raise ConfigError(f"attention order {attn_order} is not supported yet (supported: 0 dense, 2 row/column/previous-row)")
+        return [_FACTORIZED[d % 3] for d in range(depth)]
+    if attn_order == 10:
+        cycle = [*_FACTORIZED * 3, *([*_FACTORIZED * 3, ENCODER_DECODER] * 7)]
+        return [cycle[d % 79] for d in range(depth)]
+    if attn_order == 12:
+        return [(PREFIX, PREFIX, DENSE)[d % 3] if d % 16 == 15 else _FACTORIZED[d % 3] for d in range(depth)]
+    raise ConfigError(f"attention order {attn_order} is not supported (supported: 0, 2, 10, 12)")
 
 
 def quick_gelu(x: torch.Tensor) -> torch.Tensor:
@@ -70,19 +91,38 @@ class MLP(nn.Module):
 class TransformerBlock(nn.Module):
     def __init__(self, config: TransformerConfig, pattern: int) -> None:
         super().__init__()
+        n_state = int(config.width * config.attn_fraction)
         self.ln_0 = nn.LayerNorm(config.width, eps=1e-5)
-        self.attn = SelfAttention(config.width, int(config.width * config.attn_fraction), config.heads, pattern,
-                                  config.block_len)
+        self.attn: SelfAttention | CrossAttention
+        if pattern == ENCODER_DECODER:
+            self.attn = CrossAttention(config.width, n_state, config.heads)
+        else:
+            self.attn = SelfAttention(config.width, n_state, config.heads, pattern, config.block_len,
+                                      config.prefix_keys if pattern == PREFIX else 0)
         self.ln_1 = nn.LayerNorm(config.width, eps=1e-5)
         self.mlp = MLP(config.width, int(config.width * config.mlp_fraction), config.dropout)
         self.dropout = nn.Dropout(config.dropout)
+        if pattern == ENCODER_DECODER:
+            # As released: a fresh encoder-decoder layer adds nothing, so adding one leaves the model unchanged.
+            for proj in (self.attn.c_proj, self.mlp.c_proj):
+                nn.init.zeros_(proj.weight)
+                nn.init.zeros_(proj.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.dropout(self.attn(self.ln_0(x)))
+    def forward(self, x: torch.Tensor, encoder_states: torch.Tensor | None = None) -> torch.Tensor:
+        if isinstance(self.attn, CrossAttention):
+            if encoder_states is None:
+                raise ValueError("an encoder-decoder layer needs the lyrics encoder's states")
+            a = self.attn(self.ln_0(x), encoder_states)
+        else:
+            a = self.attn(self.ln_0(x))
+        a = self.dropout(a)
         return x + a + self.mlp(self.ln_1(x + a))
 
     def step(self, x: torch.Tensor, cache: KVCache, pos: int) -> torch.Tensor:
-        a = self.attn.step(self.ln_0(x), cache, pos)
+        if isinstance(self.attn, CrossAttention):
+            a = self.attn.attend(self.ln_0(x), cache)
+        else:
+            a = self.attn.step(self.ln_0(x), cache, pos)
         return x + a + self.mlp(self.ln_1(x + a))
 
 
@@ -94,18 +134,23 @@ class Transformer(nn.Module):
         self.config = config
         self.blocks = nn.ModuleList(TransformerBlock(config, p) for p in layer_patterns(config.attn_order, config.depth))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, encoder_states: torch.Tensor | None = None) -> torch.Tensor:
         if x.shape[1] > self.config.n_ctx:
             raise ValueError(f"sequence of {x.shape[1]} tokens is longer than the context of {self.config.n_ctx}")
         for block in self.blocks:
             if self.config.checkpoint_activations and self.training:
-                x = checkpoint(block, x, use_reentrant=False)
+                x = checkpoint(block, x, encoder_states, use_reentrant=False)
             else:
-                x = block(x)
+                x = block(x, encoder_states)
         return x
 
-    def new_caches(self, batch: int, device: torch.device, dtype: torch.dtype = torch.float32) -> list[KVCache]:
-        return [b.attn.new_cache(batch, self.config.n_ctx, device, dtype) for b in self.blocks]
+    def new_caches(self, batch: int, device: torch.device, dtype: torch.dtype = torch.float32,
+                   encoder_states: torch.Tensor | None = None) -> list[KVCache]:
+        """Empty self-attention caches, and the encoder-decoder layers' keys/values of `encoder_states`."""
+        if self.config.has_encoder_decoder and encoder_states is None:
+            raise ValueError("this transformer has encoder-decoder layers: give the lyrics encoder's states")
+        return [b.attn.encoder_cache(encoder_states) if isinstance(b.attn, CrossAttention)
+                else b.attn.new_cache(batch, self.config.n_ctx, device, dtype) for b in self.blocks]
 
     def step(self, x: torch.Tensor, caches: list[KVCache], pos: int) -> torch.Tensor:
         """The output at position `pos` for its input x (batch, 1, width), given caches holding positions < pos."""

@@ -38,23 +38,32 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0
 def sample_window(prior: Prior, n_tokens: int, prefix: torch.Tensor, labels: Labels | None,
                   upper_codes: torch.Tensor | None, generator: torch.Generator, temperature: float = 1.0,
                   top_k: int = 0, top_p: float = 0.0) -> torch.Tensor:
-    """Codes (batch, n_tokens) of one window whose first prefix.shape[1] codes are given."""
-    n_ctx = prior.config.transformer.n_ctx
+    """Codes (batch, n_tokens) of one window whose first prefix.shape[1] codes are given.
+
+    A merged lyrics prior first reads the window's lyrics, then draws over its whole vocabulary, as released:
+    a drawn lyric character is fed back as drawn and kept as code 0.
+    """
+    config = prior.config
     batch, known = prefix.shape
-    if n_tokens > n_ctx or known > n_tokens:
-        raise ValueError(f"window of {n_tokens} tokens with a prefix of {known} does not fit n_ctx {n_ctx}")
+    if n_tokens > config.n_ctx or known > n_tokens:
+        raise ValueError(f"window of {n_tokens} tokens with a prefix of {known} does not fit n_ctx {config.n_ctx}")
     cond = prior.condition(labels, upper_codes, batch, n_tokens)
     start = prior.start(labels, batch)
-    caches = prior.new_caches(batch)
+    caches = prior.new_caches(batch, prior.encoder_states(labels))
+    given = prefix + config.code_shift
+    if config.merged_lyrics:
+        given = torch.cat([prior.lyrics(labels), given], dim=1)
     out = torch.empty(batch, n_tokens, dtype=torch.long, device=prefix.device)
     out[:, :known] = prefix
     previous = None
-    for pos in range(n_tokens):
+    for pos in range(config.lead + n_tokens):
         logits = prior.step(previous, pos, cond, caches, start)
-        if pos >= known:
-            probs = torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)
-            out[:, pos] = torch.multinomial(probs, 1, generator=generator)[:, 0]
-        previous = out[:, pos]
+        if pos < given.shape[1]:
+            previous = given[:, pos]
+            continue
+        probs = torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)
+        previous = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        out[:, pos - config.lead] = (previous - config.code_shift).clamp_min(0)
     return out
 
 
@@ -82,7 +91,7 @@ def sample_level(prior: Prior, total_tokens: int, labels: Labels | Callable[[int
     seeded by `seed` and the window's start, so a run resumed from saved codes (passed as `prompt`) gives the
     same codes as an uninterrupted one. `on_window` receives the codes so far after every window.
     """
-    n_ctx = prior.config.transformer.n_ctx
+    n_ctx = prior.config.n_ctx
     device = prior.pos_emb.device
     codes = torch.empty(batch, 0, dtype=torch.long, device=device) if prompt is None else prompt.to(device)
     ratio = 2 ** prior.config.cond_downs
