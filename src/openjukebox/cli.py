@@ -188,6 +188,25 @@ def cmd_bundle(args: argparse.Namespace) -> None:
     print(f"wrote bundle {args.out}")
 
 
+def cmd_download(args: argparse.Namespace) -> None:
+    import time
+
+    from .download import download_model
+
+    shown: dict[str, float] = {}  # file name -> when its progress was last printed
+
+    def progress(name: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if done != total and name in shown and now - shown[name] < 2:
+            return
+        shown[name] = now
+        of = f" of {total / 1e6:,.1f}" if total else ""
+        print(f"{name}: {done / 1e6:,.1f}{of} MB", file=sys.stderr)
+
+    for path in download_model(args.model, args.cache, progress).values():
+        print(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .vqvae.config import PRESETS
 
@@ -232,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{name}", required=True, help="run or checkpoint directory")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser("download", help="fetch the released OpenAI Jukebox checkpoints (re-running resumes)")
+    p.add_argument("model", help="5b, 5b_lyrics or 1b_lyrics, or one file such as vqvae or upsampler_level_0")
+    p.add_argument("--cache", default=None, metavar="DIR", help="where to keep them (default: $OPENJUKEBOX_CACHE, else "
+                   "$XDG_CACHE_HOME/openjukebox, else ~/.cache/openjukebox)")
+    p.set_defaults(func=cmd_download)
 
     codes = sub.add_parser("codes", help="code caches").add_subparsers(dest="command", required=True)
     p = codes.add_parser("build", help="encode a folder of audio once, for prior training")

@@ -26,3 +26,7 @@ class CodesError(OpenJukeboxError):
 
 class ConfigError(OpenJukeboxError):
     """An invalid option: unknown preset, impossible sizes, bad numbers."""
+
+
+class DownloadError(OpenJukeboxError):
+    """A released file that could not be fetched, or that arrived incomplete or corrupt."""

@@ -1,0 +1,201 @@
+"""Fetching the released OpenAI Jukebox checkpoints into a local cache.
+
+The priors are gigabytes each, so an interrupted download keeps its `.part` file and the next call continues
+it with an HTTP Range request; only a complete, checked file ever gets its final name. Standard library only,
+so downloading works before (and without) the heavy dependencies.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import http.client
+import os
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError, DownloadError
+from .fileio import fsync_dir, fsync_file
+
+BASE_URL = "https://openaipublic.azureedge.net/jukebox/models/"
+URL_ENV = "OPENJUKEBOX_DOWNLOAD_URL"  # a mirror, or a local server in tests
+CACHE_ENV = "OPENJUKEBOX_CACHE"
+CHUNK = 1 << 20
+TIMEOUT = 60  # seconds without a byte before a connection counts as lost
+
+Progress = Callable[[str, int, int | None], None]  # (file name, bytes done, total bytes or None), after each chunk
+
+
+@dataclass(frozen=True)
+class ReleasedFile:
+    path: str  # relative to the base URL, and to the cache directory
+    size: int | None = None  # bytes, when known
+    sha256: str | None = None  # hex digest, when known
+
+
+# OpenAI published neither sizes nor digests for these files and they are not known here, so both are None:
+# such files are checked only against the length the server announces.
+FILES: dict[str, ReleasedFile] = {
+    "vqvae": ReleasedFile("5b/vqvae.pth.tar"),
+    "upsampler_level_0": ReleasedFile("5b/prior_level_0.pth.tar"),
+    "upsampler_level_1": ReleasedFile("5b/prior_level_1.pth.tar"),
+    "prior_5b": ReleasedFile("5b/prior_level_2.pth.tar"),
+    "prior_5b_lyrics": ReleasedFile("5b_lyrics/prior_level_2.pth.tar"),
+    "prior_1b_lyrics": ReleasedFile("1b_lyrics/prior_level_2.pth.tar"),
+}
+
+# The three released models share the VQ-VAE and the two upsamplers; only the top prior differs.
+MODELS: dict[str, tuple[str, ...]] = {
+    model: ("vqvae", "upsampler_level_0", "upsampler_level_1", f"prior_{model}")
+    for model in ("5b", "5b_lyrics", "1b_lyrics")
+}
+
+
+def cache_dir() -> Path:
+    """$OPENJUKEBOX_CACHE, else the XDG cache folder, so the gigabytes land where users expect caches to be."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser().absolute()
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg).expanduser().absolute() / "openjukebox"
+
+
+def base_url() -> str:
+    return os.environ.get(URL_ENV, BASE_URL).rstrip("/") + "/"
+
+
+def model_files(name: str) -> tuple[str, ...]:
+    """The file names that make up `name`: a released model, or a single file."""
+    if name in MODELS:
+        return MODELS[name]
+    if name in FILES:
+        return (name,)
+    raise _unknown("model", name, [*MODELS, *FILES])
+
+
+def download_model(name: str, cache: str | os.PathLike | None = None,
+                   progress: Progress | None = None) -> dict[str, Path]:
+    """Fetch every file of `name` (see `model_files`); returns file name -> local path."""
+    return {file: download_file(file, cache, progress) for file in model_files(name)}
+
+
+def download_file(name: str, cache: str | os.PathLike | None = None, progress: Progress | None = None) -> Path:
+    """Fetch one released file unless it is already cached, resuming a `.part` left by an earlier attempt.
+
+    Raises DownloadError when the server cannot be reached (the `.part` is kept for the next attempt) or when
+    the file arrives with the wrong size or digest (the `.part` is deleted).
+    """
+    if name not in FILES:
+        raise _unknown("file", name, list(FILES))
+    entry = FILES[name]
+    dest = (Path(cache).expanduser().absolute() if cache is not None else cache_dir()) / entry.path
+    if dest.is_file():
+        if entry.size is not None and dest.stat().st_size != entry.size:
+            raise DownloadError(f"{dest}: {dest.stat().st_size} bytes, expected {entry.size}; "
+                                "delete it to download it again")
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    url = base_url() + entry.path
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.is_file() else 0
+    response = _open(url, have, dest)
+    if response is None:  # the server cannot continue this .part (already whole, or the file changed)
+        part.unlink()
+        have = 0
+        response = _open(url, 0, dest)
+    with response:
+        start, total = _offered_range(response, url, have, part)
+        if entry.size is not None and total is not None and total != entry.size:
+            part.unlink(missing_ok=True)
+            raise DownloadError(f"{url}: the server offers {total} bytes, expected {entry.size}; not downloaded")
+        done, digest = _receive(response, part, start, total, name, url, progress)
+    _check(part, done, total, digest, entry, url)
+    fsync_file(part)
+    os.replace(part, dest)
+    fsync_dir(dest.parent)
+    return dest
+
+
+def _unknown(kind: str, name: str, names: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return ConfigError(f"unknown {kind} '{name}': choose one of {', '.join(names)}{hint}")
+
+
+def _open(url: str, start: int, dest: Path) -> http.client.HTTPResponse | None:
+    """The server's response from byte `start` on; None when it refuses that range (HTTP 416)."""
+    headers = {"Range": f"bytes={start}-"} if start else {}
+    try:
+        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT)
+    except urllib.error.HTTPError as e:
+        e.close()
+        if e.code == 416 and start:
+            return None
+        raise _unreachable(url, f"HTTP {e.code} {e.reason}", dest) from None
+    except urllib.error.URLError as e:
+        raise _unreachable(url, e.reason, dest) from None
+    except OSError as e:  # a timeout or reset before the headers arrived
+        raise _unreachable(url, e, dest) from None
+
+
+def _unreachable(url: str, reason: object, dest: Path) -> DownloadError:
+    if isinstance(reason, OSError) and reason.strerror:
+        reason = reason.strerror
+    return DownloadError(f"could not fetch {url} ({reason}); to install it by hand, save it as {dest}")
+
+
+def _offered_range(response: http.client.HTTPResponse, url: str, have: int, part: Path) -> tuple[int, int | None]:
+    """(first byte sent, whole file's size or None): a 206 continues the .part, a 200 starts it over."""
+    if response.status != 206:
+        length = response.headers.get("Content-Length")
+        return 0, int(length) if length and length.isdigit() else None
+    match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", "").strip())
+    if match is None or int(match[1]) != have:
+        part.unlink()
+        raise DownloadError(f"{url}: the server answered 'Range: bytes={have}-' with Content-Range "
+                            f"'{response.headers.get('Content-Range')}'; discarded the partial download")
+    return have, None if match[3] == "*" else int(match[3])
+
+
+def _receive(response: http.client.HTTPResponse, part: Path, start: int, total: int | None, name: str, url: str,
+             progress: Progress | None) -> tuple[int, str]:
+    """Append the body to `part` from byte `start`; returns (bytes in `part`, sha256 of all of them)."""
+    digest = hashlib.sha256()
+    if start:
+        with open(part, "rb") as f:
+            while block := f.read(CHUNK):
+                digest.update(block)
+    done = start
+    with open(part, "ab" if start else "wb") as f:
+        try:
+            while chunk := response.read(CHUNK):
+                f.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(name, done, total)
+        except (OSError, http.client.HTTPException) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else (str(e) or type(e).__name__)
+            raise DownloadError(f"{url}: connection lost after {done} bytes ({reason}); "
+                                f"run the download again to resume from {part}") from None
+    if total is not None and done < total:
+        raise DownloadError(f"{url}: connection closed after {done} of {total} bytes; "
+                            f"run the download again to resume from {part}")
+    return done, digest.hexdigest()
+
+
+def _check(part: Path, size: int, total: int | None, digest: str, entry: ReleasedFile, url: str) -> None:
+    """Delete `part` and refuse it unless its size and digest are the expected ones."""
+    problem = None
+    if total is not None and size != total:
+        problem = f"{size} bytes arrived, the server announced {total}"
+    elif entry.size is not None and size != entry.size:
+        problem = f"{size} bytes arrived, expected {entry.size}"
+    elif entry.sha256 is not None and digest != entry.sha256.lower():
+        problem = f"sha256 {digest}, expected {entry.sha256}"
+    if problem is not None:
+        part.unlink()
+        raise DownloadError(f"{url}: {problem}; discarded the download")
