@@ -128,10 +128,7 @@ def load_prior(path: Path, device: torch.device | str = "cpu") -> Prior:
     prior = Prior(config)
     weights = load_weights(path)
     try:
-        prior.load_state_dict(weights, strict=config.merged_decoder)
-        missing = set(prior.saved_state()) - set(weights)
-        if missing:
-            raise RuntimeError(f"missing weights {sorted(missing)[:3]}")
+        prior.load_saved_state(weights)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the saved config ({str(e).splitlines()[0]})") from None
     return prior.to(device).eval()

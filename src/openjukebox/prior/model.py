@@ -138,6 +138,16 @@ class Prior(nn.Module):
             del state["x_out.weight"]
         return state
 
+    def load_saved_state(self, state: dict[str, torch.Tensor], assign: bool = False) -> None:
+        """Load what saved_state() wrote (strictly), re-tying the output layer to the code embedding. With
+        `assign` the tensors become the parameters (no copy: for models built on the meta device)."""
+        missing, unexpected = self.load_state_dict(state, strict=False, assign=assign)
+        tied = set() if self.config.merged_decoder else {"x_out.weight"}
+        if unexpected or set(missing) - tied:
+            raise RuntimeError(f"missing weights {sorted(set(missing) - tied)[:3]}, unexpected {sorted(unexpected)[:3]}")
+        if not self.config.merged_decoder:
+            self.x_out.weight = self.x_emb.weight
+
     def start(self, labels: Labels | None, batch: int) -> torch.Tensor:
         """(batch, width): the first position's input."""
         if self.config.conditioned_on_labels:

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from .. import __version__
 from ..errors import CheckpointError
 from ..fileio import atomic_write_text, fsync_dir, fsync_file
+from ..weights_file import write_weights
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -56,16 +57,17 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, weights: dict[str, to
 
 
 def write_model_dir(final: Path, weights: dict[str, torch.Tensor], kind: str, step: int, files: dict[str, str],
-                    training_state: dict | None = None) -> Path:
+                    training_state: dict | None = None, cast: torch.dtype | None = None) -> Path:
     """Write a self-describing model directory (weights, meta.json, extra files, optionally the training state)
-    under a temporary name, fsync it and rename it into place."""
+    under a temporary name, fsync it and rename it into place. Floating-point weights are stored as `cast`
+    when given."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir()
-        save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / WEIGHTS))
+        write_weights(tmp / WEIGHTS, weights, cast)
         if training_state is not None:
             torch.save(training_state, tmp / TRAINING_STATE)
         meta = {"format_version": FORMAT_VERSION, "kind": kind, "step": step, "openjukebox_version": __version__}
