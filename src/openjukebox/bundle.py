@@ -10,13 +10,14 @@ from pathlib import Path
 
 import torch
 
+from .compat.label_ids import LabelTable
 from .errors import CheckpointError, ConfigError
 from .fileio import atomic_write_text
 from .prior.config import prior_config_from_dict, prior_config_to_json, prior_preset
 from .prior.conditioning import Labels
-from .prior.model import Prior
+from .prior.model import Prior, PriorConfig
 from .train.checkpoint import load_weights, read_meta, resolve_checkpoint, write_model_dir
-from .vqvae.config import preset as vqvae_preset
+from .vqvae.config import VQVAEConfig, preset as vqvae_preset
 from .vqvae.loading import CONFIG_FILE, load_vqvae
 from .vqvae.model import VQVAE
 
@@ -31,12 +32,25 @@ class Bundle:
     priors: dict[int, Prior]
     artists: list[str]
     genres: list[str]
+    label_table: LabelTable | None = None  # a released model's original id tables
+    device: torch.device = torch.device("cpu")
 
     def label_ids(self, artist: str | None, genres: list[str] | None) -> tuple[int, list[int]]:
-        """Vocabulary ids, refusing unknown names with the closest known ones (first entries when not given)."""
+        """Vocabulary ids, refusing unknown names with the closest known ones (id 0 when not given)."""
+        if self.label_table is not None:
+            artist_id = 0 if artist is None else self.label_table.artist_id(artist)
+            return artist_id, [0] if not genres else [i for g in genres for i in self.label_table.genre_ids(g)]
         artist_id = 0 if artist is None else _lookup(artist, self.artists, "artist")
         genre_ids = [0] if not genres else [_lookup(g, self.genres, "genre") for g in genres]
         return artist_id, genre_ids
+
+    def prior(self, level: int) -> Prior:
+        """The level's prior on the bundle's device, the others moved to host memory: only the prior in use
+        takes accelerator memory (a 5B top prior and two 1B upsamplers do not fit together on most GPUs)."""
+        for other, prior in self.priors.items():
+            if other != level and prior.pos_emb.device != torch.device("cpu"):
+                prior.to("cpu")
+        return self.priors[level].to(self.device)
 
     def labels(self, artist: str | None, genres: list[str] | None, total_length: int, batch: int) -> Labels:
         artist_id, genre_ids = self.label_ids(artist, genres)
@@ -44,8 +58,12 @@ class Bundle:
         if len(genre_ids) > max_genres:
             raise ConfigError(f"this model takes at most {max_genres} genre(s), got {len(genre_ids)}")
         padded = genre_ids + [-1] * (max_genres - len(genre_ids))
+        n_tokens = self.priors[2].config.n_tokens
+        # Lyrics text comes with issue 6; until then a lyrics model gets the original's encoding of no lyrics.
+        lyrics = torch.zeros(batch, n_tokens, dtype=torch.long) if n_tokens else None
         return Labels(artist=torch.full((batch,), artist_id), genres=torch.tensor([padded] * batch),
-                      total_length=torch.full((batch,), total_length), offset=torch.zeros(batch, dtype=torch.long))
+                      total_length=torch.full((batch,), total_length), offset=torch.zeros(batch, dtype=torch.long),
+                      lyrics=lyrics)
 
 
 def _normalise(name: str) -> str:
@@ -66,34 +84,46 @@ def _lookup(name: str, vocabulary: list[str], what: str) -> int:
 def init_bundle(preset: str, out: str | os.PathLike, seed: int = 0, artists: list[str] | None = None,
                 genres: list[str] | None = None) -> Path:
     """Write a bundle of the preset's sizes with random weights (codebooks drawn at random): for tests and benchmarks."""
-    out = _new_bundle_dir(out)
+    out = new_bundle_dir(out)
     artists, genres = artists or ["unknown"], genres or ["unknown"]
     torch.manual_seed(seed)
     vq_config = vqvae_preset(preset)
     vqvae = VQVAE(vq_config)
     for codebook in vqvae.codebooks:
         codebook.initialise(torch.randn(vq_config.codebook_size, vq_config.emb_width) * 0.1)
-    priors = {level: (Prior(prior_preset(preset, level, vq_config.codebook_size, vq_config.hop_lengths[level],
-                                         vq_config.sample_rate, len(artists), len(genres))), 0)
-              for level in range(3)}
-    return _write_bundle(out, vqvae, 0, priors, preset, artists, genres)
+    priors = {}
+    for level in range(3):
+        prior = Prior(prior_preset(preset, level, vq_config.codebook_size, vq_config.hop_lengths[level],
+                                   vq_config.sample_rate, len(artists), len(genres)))
+        priors[level] = (prior.config, prior.saved_state())
+    return write_bundle(out, vq_config, vqvae.state_dict(), priors, preset=preset, artists=artists, genres=genres)
 
 
-def _new_bundle_dir(out: str | os.PathLike) -> Path:
+def new_bundle_dir(out: str | os.PathLike) -> Path:
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out}: exists and is not empty; choose a new --out")
     return out
 
 
-def _write_bundle(out: Path, vqvae: VQVAE, vqvae_step: int, priors: dict[int, tuple[Prior, int]],
-                  preset: str | None, artists: list[str], genres: list[str]) -> Path:
-    """Each model as a self-describing directory, then the manifest last: a bundle without one is incomplete."""
-    write_model_dir(out / "vqvae", vqvae.state_dict(), "vqvae", vqvae_step, {CONFIG_FILE: vqvae.config.to_json()})
-    for level, (prior, step) in priors.items():
-        write_model_dir(out / f"prior_{level}", prior.saved_state(), "prior", step,
-                        {CONFIG_FILE: prior_config_to_json(prior.config)})
-    manifest = {"format_version": FORMAT_VERSION, "kind": "bundle", "preset": preset, "artists": artists, "genres": genres}
+def write_bundle(out: Path, vqvae_config: VQVAEConfig, vqvae_weights: dict[str, torch.Tensor],
+                 priors: dict[int, tuple[PriorConfig, dict[str, torch.Tensor]]], preset: str | None = None,
+                 artists: list[str] | None = None, genres: list[str] | None = None,
+                 label_table: LabelTable | None = None, steps: dict[str, int] | None = None,
+                 dtype: torch.dtype | None = None) -> Path:
+    """Each model as a self-describing directory, then the manifest last: a bundle without one is incomplete.
+    Weights are written one tensor at a time, cast to `dtype` if given."""
+    steps = steps or {}
+    write_model_dir(out / "vqvae", vqvae_weights, "vqvae", steps.get("vqvae", 0), {CONFIG_FILE: vqvae_config.to_json()},
+                    cast=dtype)
+    for level, (config, weights) in priors.items():
+        write_model_dir(out / f"prior_{level}", weights, "prior", steps.get(f"prior_{level}", 0),
+                        {CONFIG_FILE: prior_config_to_json(config)}, cast=dtype)
+    manifest = {"format_version": FORMAT_VERSION, "kind": "bundle", "preset": preset, "artists": artists or [],
+                "genres": genres or []}
+    if label_table is not None:
+        manifest["label_table"] = {"version": label_table.version, "artists": label_table.artists,
+                                   "genres": label_table.genres}
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return out
 
@@ -101,34 +131,42 @@ def _write_bundle(out: Path, vqvae: VQVAE, vqvae_step: int, priors: dict[int, tu
 def assemble_bundle(vqvae: str | os.PathLike, priors: dict[int, str | os.PathLike], out: str | os.PathLike) -> Path:
     """A bundle from trained runs (or checkpoint directories): their latest weights and configs, the vocabulary
     of the top prior's training data. Checks that the priors were trained on this VQ-VAE's codebook sizes."""
-    out = _new_bundle_dir(out)
+    out = new_bundle_dir(out)
     vq_ckpt = resolve_checkpoint(vqvae)
     vq_model, step = load_vqvae(vq_ckpt)
-    sources = {}
+    sources, steps = {}, {"vqvae": step}
     for level in range(3):
         ckpt = resolve_checkpoint(priors[level])
         prior = load_prior(ckpt)
         if prior.config.level != level or prior.config.bins != vq_model.config.codebook_size:
             raise ConfigError(f"{priors[level]}: is a level-{prior.config.level} prior over {prior.config.bins} codes, "
                               f"not a level-{level} prior for this VQ-VAE ({vq_model.config.codebook_size} codes)")
-        sources[level] = (prior, int(read_meta(ckpt, "prior")["step"]))
+        sources[level] = (prior.config, prior.saved_state())
+        steps[f"prior_{level}"] = int(read_meta(ckpt, "prior")["step"])
     try:
         vocab = json.loads((Path(priors[2]) / "vocab.json").read_text())
     except (OSError, ValueError):
         raise CheckpointError(f"{priors[2]}: no vocab.json (train the prior with 'openjukebox prior train')") from None
-    return _write_bundle(out, vq_model, step, sources, None, vocab["artists"], vocab["genres"])
+    return write_bundle(out, vq_model.config, vq_model.state_dict(), sources, artists=vocab["artists"],
+                        genres=vocab["genres"], steps=steps)
 
 
-def load_prior(path: Path, device: torch.device | str = "cpu") -> Prior:
+def load_prior(path: Path, device: torch.device | str = "cpu", dtype: torch.dtype | None = None) -> Prior:
+    """A saved prior, built on the meta device and given the loaded tensors themselves: one copy in memory,
+    cast tensor by tensor to `dtype` if given."""
     read_meta(path, "prior")
     try:
         config = prior_config_from_dict(json.loads((path / CONFIG_FILE).read_text()))
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{path}: missing or corrupt prior config ({e})") from None
-    prior = Prior(config)
+    with torch.device("meta"):
+        prior = Prior(config)
     weights = load_weights(path)
+    for name, tensor in weights.items():
+        if tensor.is_floating_point():
+            weights[name] = tensor.to(dtype or torch.float32)
     try:
-        prior.load_saved_state(weights)
+        prior.load_saved_state(weights, assign=True)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the saved config ({str(e).splitlines()[0]})") from None
     return prior.to(device).eval()
@@ -143,7 +181,9 @@ def prior_location(model: str | os.PathLike, level: int) -> tuple[Path, Path]:
     return ckpt, ckpt / "vocab.json"
 
 
-def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu") -> Bundle:
+def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = None) -> Bundle:
+    """A bundle whose VQ-VAE sits on `device` and whose priors wait in host memory (`Bundle.prior` moves the one
+    in use); prior weights in `dtype` when given (e.g. torch.bfloat16 halves their memory)."""
     path = Path(path)
     try:
         manifest = json.loads((path / MANIFEST).read_text())
@@ -154,5 +194,8 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu") -> 
     if manifest.get("kind") != "bundle" or manifest.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: bundle format {manifest.get('format_version')!r} is not supported")
     vqvae, _ = load_vqvae(path / "vqvae", device)
-    priors = {level: load_prior(path / f"prior_{level}", device) for level in range(3)}
-    return Bundle(path, vqvae, priors, list(manifest["artists"]), list(manifest["genres"]))
+    priors = {level: load_prior(path / f"prior_{level}", "cpu", dtype) for level in range(3)}
+    table = manifest.get("label_table")
+    label_table = None if table is None else LabelTable(table["version"], table["artists"], table["genres"])
+    return Bundle(path, vqvae, priors, list(manifest["artists"]), list(manifest["genres"]), label_table,
+                  torch.device(device))

@@ -207,6 +207,18 @@ def cmd_download(args: argparse.Namespace) -> None:
         print(path)
 
 
+def cmd_convert_openai(args: argparse.Namespace) -> None:
+    import torch
+
+    from .compat.convert import convert_openai, load_hparams_file
+
+    hparams = load_hparams_file(args.hparams) if args.hparams else None
+    dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
+    convert_openai(args.out, args.vqvae, {0: args.prior0, 1: args.prior1, 2: args.prior2}, args.preset, hparams,
+                   args.artist_ids, args.genre_ids, dtype)
+    print(f"wrote bundle {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .vqvae.config import PRESETS
 
@@ -257,6 +269,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default=None, metavar="DIR", help="where to keep them (default: $OPENJUKEBOX_CACHE, else "
                    "$XDG_CACHE_HOME/openjukebox, else ~/.cache/openjukebox)")
     p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("convert-openai", help="a bundle from original Jukebox checkpoint files (.pth.tar)")
+    p.add_argument("--vqvae", required=True, help="vqvae.pth.tar")
+    for level in range(3):
+        p.add_argument(f"--prior{level}", required=True, help=f"prior_level_{level}.pth.tar")
+    p.add_argument("--preset", choices=["5b", "5b_lyrics", "1b_lyrics"], default=None,
+                   help="the released model (default: the hyperparameters saved in the files, or --hparams)")
+    p.add_argument("--hparams", default=None, help="JSON of original hyperparameter dicts: {vqvae, prior0, ...}")
+    p.add_argument("--artist-ids", default=None, help="the original artist id table (name;id per line)")
+    p.add_argument("--genre-ids", default=None, help="the original genre id table (name;id per line)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                   help="store the weights in this type (bfloat16 halves the size)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_convert_openai)
 
     codes = sub.add_parser("codes", help="code caches").add_subparsers(dest="command", required=True)
     p = codes.add_parser("build", help="encode a folder of audio once, for prior training")

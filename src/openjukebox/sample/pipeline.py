@@ -146,7 +146,7 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     written = []
     upper = None
     for level in request.levels:
-        prior = bundle.priors[level]
+        prior = bundle.prior(level)
         device = prior.pos_emb.device
         total = top_tokens * vq.hop_lengths[2] // vq.hop_lengths[level]
         done = _load_codes(_level_path(out, level))

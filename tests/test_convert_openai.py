@@ -1,0 +1,120 @@
+"""`openjukebox convert-openai` on files in the original checkpoint format: small random-weight models built by
+the reference implementation (jukebox-infer) and saved as the original code saves them ({'hps', 'model', 'step'}).
+The converted bundle must compute what the reference computes and sample through the CLI; bad files are refused
+in one line, and a file that would run code when unpickled never does."""
+
+import pickle
+
+import pytest
+import torch
+
+from openjukebox.bundle import load_bundle
+from test_cli_bad_inputs import assert_fails, assert_succeeds, run_cli
+from test_released_prior_parity import MODELS, VQVAE_HPS, cpu_reference, inputs, reference_logits  # noqa: F401
+
+hparams = pytest.importorskip("jukebox_infer.hparams")
+make_models = pytest.importorskip("jukebox_infer.make_models")
+
+
+@pytest.fixture(scope="module")
+def original_files(tmp_path_factory):
+    """vqvae / prior_level_{0,1,2}.pth.tar in the original format, the top prior a 5b_lyrics-style model;
+    the VQ-VAE in the legacy (pre-zip) serialisation, the others zip."""
+    folder = tmp_path_factory.mktemp("original")
+    torch.manual_seed(0)
+    vq_hps = hparams.setup_hparams("", VQVAE_HPS)
+    vqvae = make_models.make_vqvae(vq_hps, "cpu")
+    for block in vqvae.bottleneck.level_blocks:
+        block.k.copy_(torch.randn_like(block.k))
+    torch.save({"hps": dict(vq_hps), "model": vqvae.state_dict(), "step": 7}, folder / "vqvae.pth.tar",
+               _use_new_zipfile_serialization=False)
+    references = {}
+    for level, name in ((0, "upsampler_level_0"), (1, "upsampler_level_1"), (2, "5b_lyrics")):
+        hps = hparams.setup_hparams("", MODELS[name])
+        prior = make_models.make_prior(hps, vqvae, "cpu")
+        for p in prior.parameters():
+            if not p.any():
+                p.data.normal_(std=0.05)
+        torch.save({"hps": dict(hps), "model": prior.state_dict(), "step": 1}, folder / f"prior_level_{level}.pth.tar")
+        references[level] = prior
+    (folder / "artists.txt").write_text("unknown;0\nvarious;0\nthe_beatles;3\nbeyonce;7\n")
+    (folder / "genres.txt").write_text("unknown;0\nrock;1\npop;2\njazz;4\n")
+    return folder, references
+
+
+def convert_args(folder, out, **swap):
+    files = {"vqvae": folder / "vqvae.pth.tar", **{f"prior{l}": folder / f"prior_level_{l}.pth.tar" for l in range(3)}}
+    files.update(swap)
+    return ["convert-openai", *[a for k, v in files.items() for a in (f"--{k}", v)], "--out", out,
+            "--artist-ids", folder / "artists.txt", "--genre-ids", folder / "genres.txt"]
+
+
+def test_converted_bundle_computes_what_the_original_computes_and_samples(original_files, tmp_path):
+    folder, references = original_files
+    out = tmp_path / "bundle"
+    assert_succeeds(run_cli(*convert_args(folder, out)))
+    bundle = load_bundle(out)
+    assert bundle.label_ids("The Beatles", ["Pop Rock"]) == (3, [2, 1])
+    assert bundle.label_ids("Beyoncé", None) == (7, [0])
+    for level, reference in references.items():
+        ours = bundle.priors[level]
+        codes, upper, y, labels = inputs(reference, ours)
+        with torch.no_grad():
+            torch.testing.assert_close(ours(codes, labels, upper), reference_logits(reference, codes, upper, y),
+                                       atol=1e-4, rtol=0)
+    samples = tmp_path / "samples"
+    assert_succeeds(run_cli("sample", "--model", out, "--duration", "0.5", "--out", samples, "--artist", "the beatles",
+                            "--genre", "jazz"))
+    assert sorted(p.name for p in samples.glob("*.wav")) == [f"sample-0-level{l}.wav" for l in range(3)]
+
+
+def test_bfloat16_conversion_halves_the_prior_files(original_files, tmp_path):
+    folder, _ = original_files
+    assert_succeeds(run_cli(*convert_args(folder, tmp_path / "f32")))
+    assert_succeeds(run_cli(*convert_args(folder, tmp_path / "bf16"), "--dtype", "bfloat16"))
+    size = lambda b: (tmp_path / b / "prior_2" / "model.safetensors").stat().st_size  # noqa: E731
+    assert 0.45 < size("bf16") / size("f32") < 0.55
+    prior = load_bundle(tmp_path / "bf16", dtype=torch.bfloat16).priors[2]
+    assert prior.x_emb.weight.dtype == torch.bfloat16
+
+
+def test_truncated_file_is_refused(original_files, tmp_path):
+    folder, _ = original_files
+    cut = tmp_path / "cut.pth.tar"
+    data = (folder / "prior_level_2.pth.tar").read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    assert_fails(run_cli(*convert_args(folder, out, prior2=cut)), mentions="truncated or corrupt")
+    assert not out.exists()
+
+
+def test_wrong_model_file_is_refused(original_files, tmp_path):
+    folder, _ = original_files
+    out = tmp_path / "out"
+    error = assert_fails(run_cli(*convert_args(folder, out, prior2=folder / "prior_level_0.pth.tar")))
+    assert "prior_level_0.pth.tar" in error and "level-0 prior, given as --prior2" in error
+    error = assert_fails(run_cli(*convert_args(folder, out, vqvae=folder / "prior_level_1.pth.tar")))
+    assert "is not a VQ-VAE checkpoint" in error
+    assert not out.exists()
+
+
+class RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_code_executing_checkpoint_is_refused_without_running(original_files, tmp_path):
+    folder, _ = original_files
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pth.tar"
+    torch.save({"hps": {}, "model": {"x": torch.zeros(1)}, "payload": RunsCode(marker)}, evil)
+    with open(tmp_path / "evil-legacy.pth.tar", "wb") as f:
+        pickle.dump({"model": RunsCode(marker)}, f)
+    out = tmp_path / "out"
+    for bad in (evil, tmp_path / "evil-legacy.pth.tar"):
+        assert_fails(run_cli(*convert_args(folder, out, prior2=bad)), mentions=str(bad))
+    assert not marker.exists()
+    assert not out.exists()
