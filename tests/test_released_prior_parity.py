@@ -37,7 +37,7 @@ MODELS = {
                       max_bow_genre_size=1, use_tokens=True, n_tokens=12, n_vocab=79, single_enc_dec=True,
                       prime_loss_fraction=0.4),
     "upsampler_level_1": dict(UPSAMPLER, level=1, cond_res_scale=True),
-    "upsampler_level_0": dict(UPSAMPLER, level=0),
+    "upsampler_level_0": dict(UPSAMPLER, level=0, cond_c_res=0),  # the other conditioner naming
     "unconditional_dense": dict(sr=8000, level=2, n_ctx=N_CTX, prior_width=32, prior_depth=2, heads=2, attn_order=0,
                                 labels=False),
 }

@@ -43,9 +43,10 @@ _PRIOR_RULES = [
     (re.compile(r"^y_emb\.bow_genre_emb\.emb\."), "labels.genre_emb."),
     (re.compile(r"^y_emb\.(total_length_emb|absolute_pos_emb|relative_pos_emb)\."), r"timing.\1."),
     (re.compile(r"^conditioner_blocks\.0\.cond\.model\.0\."), "conditioner.layers.0."),
-    (re.compile(r"^conditioner_blocks\.0\.cond\.model\.(\d+)\.0\.blocks\.(\d+)\.model\.1\."),
+    # `blocks.{d}` when trained with cond_c_res=1 (the released upsamplers), `model.{d}` otherwise
+    (re.compile(r"^conditioner_blocks\.0\.cond\.model\.(\d+)\.0\.(?:blocks|model)\.(\d+)\.model\.1\."),
      lambda m: f"conditioner.layers.{2 * int(m.group(1)) - 1}.{m.group(2)}.conv."),
-    (re.compile(r"^conditioner_blocks\.0\.cond\.model\.(\d+)\.0\.blocks\.(\d+)\.model\.3\."),
+    (re.compile(r"^conditioner_blocks\.0\.cond\.model\.(\d+)\.0\.(?:blocks|model)\.(\d+)\.model\.3\."),
      lambda m: f"conditioner.layers.{2 * int(m.group(1)) - 1}.{m.group(2)}.proj."),
     (re.compile(r"^conditioner_blocks\.0\.cond\.model\.(\d+)\.1\."),
      lambda m: f"conditioner.layers.{2 * int(m.group(1))}."),

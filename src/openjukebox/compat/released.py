@@ -23,7 +23,7 @@ _LABELS_V2 = dict(labels=True, labels_v3=False, y_bins=(120, 4111), t_bins=128, 
 _LABELS_V3 = dict(labels=True, labels_v3=True, y_bins=(604, 7898), t_bins=64, max_bow_genre_size=1, n_vocab=79)
 _UPSAMPLER = dict(**_LABELS_V2, n_ctx=8192, prior_width=1920, prior_depth=72, heads=1, attn_order=2, blocks=128,
                   cond_width=1024, cond_depth=16, cond_dilation_growth_rate=3, cond_dilation_cycle=8,
-                  cond_res_scale=False, use_tokens=False, n_tokens=0, fp16_params=False)
+                  cond_res_scale=False, cond_c_res=1, use_tokens=False, n_tokens=0, fp16_params=False)
 _TOP = dict(level=2, min_duration=60.0, max_duration=600.0, merged_decoder=True, fp16_params=True)
 
 RELEASED: dict[str, dict[str, Any]] = {
