@@ -71,15 +71,33 @@ def main() -> None:
         command = [sys.executable, "-m", "openjukebox", "convert-openai", "--preset", preset, "--dtype", args.dtype,
                    "--out", str(out), *[a for k, v in files.items() for a in (f"--{k}", str(v))]]
         start = time.perf_counter()
-        subprocess.run(command, check=True)
+        process = subprocess.Popen(command)
+        peaks = {"RssAnon": 0, "RssFile": 0}
+        while process.poll() is None:
+            peaks = {k: max(v, memory(process.pid).get(k, 0)) for k, v in peaks.items()}
+            time.sleep(0.05)
+        if process.returncode:
+            sys.exit(f"convert-openai failed ({process.returncode})")
         seconds = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
         originals = sum(f.stat().st_size for f in files.values()) / 2**30
         converted = sum(f.stat().st_size for f in out.rglob("*.safetensors")) / 2**30
         print(json.dumps({"convert_seconds": round(seconds), "convert_peak_rss_gib": round(peak, 2),
+                          "convert_peak_anonymous_gib": round(peaks["RssAnon"] / 2**20, 2),
+                          "convert_peak_file_backed_gib": round(peaks["RssFile"] / 2**20, 2),
                           "original_files_gib": round(originals, 2), "bundle_gib": round(converted, 2)}), flush=True)
     if args.tokens:
         sample_check(out, args)
+
+
+def memory(pid: int | str = "self") -> dict[str, int]:
+    """Resident memory in KiB: RssAnon (the process's own allocations) and RssFile (memory-mapped files, which
+    the kernel can drop and re-read at will)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    return {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in lines) if k in ("RssAnon", "RssFile")}
 
 
 def sample_check(out: Path, args: argparse.Namespace) -> None:
@@ -101,7 +119,9 @@ def sample_check(out: Path, args: argparse.Namespace) -> None:
                                   torch.Generator().manual_seed(0))
         seconds = time.perf_counter() - start
         print(json.dumps({"level": level, "tokens": args.tokens, "seconds": round(seconds, 1),
-                          "codes_in_range": bool(((codes >= 0) & (codes < prior.config.bins)).all())}), flush=True)
+                          "codes_in_range": bool(((codes >= 0) & (codes < prior.config.bins)).all()),
+                          "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+                          **{f"{k}_gib": round(v / 2**20, 2) for k, v in memory().items()}}), flush=True)
 
 
 if __name__ == "__main__":

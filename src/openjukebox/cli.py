@@ -22,6 +22,12 @@ def _device(name: str):
     return torch.device(name)
 
 
+def _dtype(name: str):
+    import torch
+
+    return {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
 def cmd_vqvae_train(args: argparse.Namespace) -> None:
     from .train import distributed
     from .vqvae.training import train_vqvae
@@ -126,7 +132,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
     request = _sample_request(args)
     request.check()
-    for path in sample(load_bundle(args.model, _device(args.device)), args.out, request):
+    for path in sample(load_bundle(args.model, _device(args.device), _dtype(args.dtype)), args.out, request):
         print(f"wrote {path}")
 
 
@@ -138,7 +144,7 @@ def cmd_upsample(args: argparse.Namespace) -> None:
 
     if not (Path(args.out_dir) / REQUEST).is_file():
         raise OpenJukeboxError(f"{args.out_dir}: no sampling run here (no {REQUEST})")
-    for path in Jukebox.load(args.model, _device(args.device)).upsample(args.out_dir):
+    for path in Jukebox.load(args.model, _device(args.device), _dtype(args.dtype)).upsample(args.out_dir):
         print(f"wrote {path}")
 
 
@@ -208,14 +214,12 @@ def cmd_download(args: argparse.Namespace) -> None:
 
 
 def cmd_convert_openai(args: argparse.Namespace) -> None:
-    import torch
 
     from .compat.convert import convert_openai, load_hparams_file
 
     hparams = load_hparams_file(args.hparams) if args.hparams else None
-    dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
     convert_openai(args.out, args.vqvae, {0: args.prior0, 1: args.prior1, 2: args.prior2}, args.preset, hparams,
-                   args.artist_ids, args.genre_ids, dtype)
+                   args.artist_ids, args.genre_ids, _dtype(args.dtype))
     print(f"wrote bundle {args.out}")
 
 
@@ -238,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--model", required=True, help="model bundle directory")
         p.add_argument("--device", default="auto")
+        p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                       help="the priors' weights and compute type (bfloat16 halves their memory)")
         if name == "upsample":
             p.add_argument("out_dir")
             p.set_defaults(func=cmd_upsample)

@@ -20,8 +20,10 @@ class Jukebox:
         self.bundle = bundle
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> Jukebox:
-        return cls(load_bundle(path, device))
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu",
+             dtype: torch.dtype | None = None) -> Jukebox:
+        """`dtype=torch.bfloat16` holds the priors in half the memory (the released 5B prior needs it on 24 GB GPUs)."""
+        return cls(load_bundle(path, device, dtype))
 
     def sample(self, out: str | os.PathLike, duration: float, progress: bool = True, **options) -> list[Path]:
         """New songs; options are those of `SampleRequest` (artist, genres, n, seed, temperature, top_k, top_p,
