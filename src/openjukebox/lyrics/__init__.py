@@ -1,0 +1,1 @@
+"""Lyrics as the released Jukebox lyrics models read them."""
