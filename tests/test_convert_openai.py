@@ -3,7 +3,10 @@ the reference implementation (jukebox-infer) and saved as the original code save
 The converted bundle must compute what the reference computes and sample through the CLI; bad files are refused
 in one line, and a file that would run code when unpickled never does."""
 
+import json
 import pickle
+
+import numpy as np
 
 import pytest
 import torch
@@ -118,3 +121,59 @@ def test_code_executing_checkpoint_is_refused_without_running(original_files, tm
         assert_fails(run_cli(*convert_args(folder, out, prior2=bad)), mentions=str(bad))
     assert not marker.exists()
     assert not out.exists()
+
+
+LYRICS = "Here comes the sun, doo-doo-doo-doo\nHere comes the sun, and I say: it's all right\n" * 3
+
+
+def test_lyrics_windows_equal_the_original_labeller(original_files, tmp_path):
+    """The lyric tokens each window of a lyrics model gets: the original's Labeller (its own text cleaning and
+    window heuristic) against ours, at the song's start, middle and end."""
+    labels_module = pytest.importorskip("jukebox_infer.data.labels")
+    from openjukebox.sample.pipeline import SampleRequest, _labels_for
+
+    folder, _ = original_files
+    out = tmp_path / "bundle"
+    assert_succeeds(run_cli(*convert_args(folder, out)))
+    bundle = load_bundle(out)
+    top = bundle.priors[2].config
+    total = 40 * top.window_samples
+    labels_at = _labels_for(bundle, SampleRequest(duration=1.0, lyrics=LYRICS), total)
+    labeller = labels_module.Labeller(top.max_genres, top.n_tokens, top.window_samples)
+    for offset in (0, total // 3, total // 2, total - top.window_samples, total - 1):
+        expected = labeller.get_label("unknown", "unknown", LYRICS, total, offset)["y"][-top.n_tokens:]
+        assert labels_at(offset).lyrics[0].tolist() == expected.tolist()
+
+
+def test_sampling_follows_the_lyrics_file(original_files, tmp_path):
+    from openjukebox.sample.pipeline import SampleRequest, _labels_for
+
+    folder, _ = original_files
+    out = tmp_path / "bundle"
+    assert_succeeds(run_cli(*convert_args(folder, out)))
+    lyrics = tmp_path / "sun.txt"
+    lyrics.write_text(LYRICS)
+    codes = []
+    for run in ("first", "again"):
+        assert_succeeds(run_cli("sample", "--model", out, "--duration", "0.5", "--out", tmp_path / run,
+                                "--levels", "2", "--lyrics-file", lyrics))
+        assert json.loads((tmp_path / run / "request.json").read_text())["lyrics"] == LYRICS
+        with np.load(tmp_path / run / "level2.npz") as data:
+            codes.append(data["codes"])
+    assert np.array_equal(*codes)
+    # the lyrics reach the model: other lyrics, other predictions
+    bundle = load_bundle(out)
+    prior, total = bundle.priors[2], 40 * bundle.priors[2].config.window_samples
+    song = torch.from_numpy(codes[0])
+    with torch.no_grad():
+        logits = [prior(song, _labels_for(bundle, SampleRequest(duration=1.0, lyrics=text), total)(0))
+                  for text in (LYRICS, "Raindrops keep falling on my head. " * 8)]
+    assert (logits[0] - logits[1]).abs().max() > 1e-4
+
+
+def test_lyrics_for_a_model_without_lyrics_are_refused(tmp_path):
+    bundle, lyrics = tmp_path / "bundle", tmp_path / "lyrics.txt"
+    lyrics.write_text("la la la")
+    assert_succeeds(run_cli("init", "--preset", "tiny", "--out", bundle))
+    assert_fails(run_cli("sample", "--model", bundle, "--duration", "0.5", "--out", tmp_path / "out",
+                         "--lyrics-file", lyrics), mentions="does not sing")

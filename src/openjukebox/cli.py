@@ -114,13 +114,15 @@ def cmd_init(args: argparse.Namespace) -> None:
 
 
 def _sample_request(args: argparse.Namespace):
+    from .lyrics.text import read_lyrics_file
     from .sample.pipeline import SampleRequest
 
     try:
         levels = [int(level) for level in args.levels.split(",")]
     except ValueError:
         raise OpenJukeboxError(f"--levels must be 2, 2,1 or 2,1,0, got {args.levels}") from None
-    return SampleRequest(duration=args.duration, n=args.n, seed=args.seed, artist=args.artist,
+    lyrics = read_lyrics_file(args.lyrics_file) if args.lyrics_file else ""
+    return SampleRequest(duration=args.duration, n=args.n, seed=args.seed, artist=args.artist, lyrics=lyrics,
                          genres=args.genre or [], temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                          hop_fraction=args.hop_fraction, levels=levels, prompt=args.prompt,
                          prompt_seconds=args.prompt_seconds, schedule=args.schedule)
@@ -261,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--levels", default="2,1,0", help="2 (top only, fast preview), 2,1 or 2,1,0")
         p.add_argument("--prompt", default=None, help="audio to continue")
         p.add_argument("--prompt-seconds", type=float, default=0.0)
+        p.add_argument("--lyrics-file", default=None, help="UTF-8 text the song sings (lyrics models)")
         p.add_argument("--schedule", default=None, help="labels changing mid-song: '0:artist=A,genre=G;30:artist=B'")
         p.set_defaults(func=cmd_sample)
 

@@ -21,6 +21,8 @@ from ..audio import load_audio, save_audio
 from ..bundle import Bundle
 from ..errors import ConfigError
 from ..fileio import atomic_path, atomic_write_text
+from ..lyrics.text import lyrics_window, vocabulary
+from ..prior.conditioning import Labels
 from .ancestral import sample_level
 
 REQUEST = "request.json"
@@ -42,6 +44,7 @@ class SampleRequest:
     prompt_seconds: float = 0.0
     # Labels changing mid-song: "0:artist=A,genre=G;30:artist=B" (seconds; unnamed fields carry over).
     schedule: str | None = None
+    lyrics: str = ""  # what the song sings, for a lyrics model ("" = instrumental)
 
     def check(self) -> None:
         if not self.duration > 0:
@@ -80,18 +83,36 @@ def parse_schedule(text: str, artist: str | None, genres: list[str]) -> list[tup
 
 
 def _labels_for(bundle: Bundle, request: SampleRequest, total_length: int):
-    """Fixed labels, or a function from a window's first sample to the labels in force there."""
-    if request.schedule is None:
+    """Fixed labels, or a function from a window's first sample to the labels in force there: for a schedule,
+    and for lyrics, whose window of characters moves with the music (the original's linear heuristic)."""
+    top = bundle.priors[2].config
+    if request.lyrics and not top.n_tokens:
+        raise ConfigError("this model does not sing: it has no lyrics conditioning; leave out the lyrics")
+    if request.schedule is None and not top.n_tokens:
         return bundle.labels(request.artist, request.genres, total_length, request.n)
     rate = bundle.vqvae.config.sample_rate
-    entries = [(at, bundle.labels(artist, genres, total_length, request.n))
-               for at, artist, genres in parse_schedule(request.schedule, request.artist, request.genres)]
+    schedule = [(0.0, request.artist, request.genres)] if request.schedule is None else \
+        parse_schedule(request.schedule, request.artist, request.genres)
+    entries = [(at, bundle.labels(artist, genres, total_length, request.n)) for at, artist, genres in schedule]
+    tokens = _lyrics_vocabulary(top.n_vocab).encode(request.lyrics) if top.n_tokens else []
 
-    def labels_at(offset: int):
+    def labels_at(offset: int) -> Labels:
         current = [labels for at, labels in entries if at * rate <= offset][-1]
-        return replace(current, offset=torch.full((request.n,), offset))
+        lyrics = current.lyrics
+        if top.n_tokens:
+            window, _ = lyrics_window(tokens, top.n_tokens, total_length, offset, top.window_samples)
+            lyrics = torch.tensor([window] * request.n)
+        return replace(current, offset=torch.full((request.n,), offset), lyrics=lyrics)
 
     return labels_at
+
+
+def _lyrics_vocabulary(n_vocab: int):
+    """The released vocabularies: v2 (80 tokens, 5b_lyrics) and v3 (79, 1b_lyrics)."""
+    for version in (2, 3):
+        if vocabulary(version).n_vocab == n_vocab:
+            return vocabulary(version)
+    raise ConfigError(f"this model's lyrics vocabulary has {n_vocab} tokens; openjukebox knows 80 (v2) and 79 (v3)")
 
 
 def _level_path(out: Path, level: int) -> Path:
