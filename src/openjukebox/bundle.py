@@ -59,7 +59,7 @@ class Bundle:
             raise ConfigError(f"this model takes at most {max_genres} genre(s), got {len(genre_ids)}")
         padded = genre_ids + [-1] * (max_genres - len(genre_ids))
         n_tokens = self.priors[2].config.n_tokens
-        # Lyrics text comes with issue 6; until then a lyrics model gets the original's encoding of no lyrics.
+        # No words (the original's encoding of empty lyrics); the sampler puts each window's lyrics here.
         lyrics = torch.zeros(batch, n_tokens, dtype=torch.long) if n_tokens else None
         return Labels(artist=torch.full((batch,), artist_id), genres=torch.tensor([padded] * batch),
                       total_length=torch.full((batch,), total_length), offset=torch.zeros(batch, dtype=torch.long),
