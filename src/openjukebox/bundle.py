@@ -87,7 +87,7 @@ def init_bundle(preset: str, out: str | os.PathLike, seed: int = 0, artists: lis
     out = new_bundle_dir(out)
     artists, genres = artists or ["unknown"], genres or ["unknown"]
     torch.manual_seed(seed)
-    vq_config = vqvae_preset(preset)
+    vq_config = vqvae_preset(preset.removesuffix("-lyrics"))
     vqvae = VQVAE(vq_config)
     for codebook in vqvae.codebooks:
         codebook.initialise(torch.randn(vq_config.codebook_size, vq_config.emb_width) * 0.1)

@@ -171,6 +171,13 @@ def cmd_prior_train(args: argparse.Namespace) -> None:
         print(f"trained to step {step}: {args.out}")
 
 
+def cmd_prior_add_lyrics(args: argparse.Namespace) -> None:
+    from .prior.surgery import add_lyrics_to_run
+
+    out = add_lyrics_to_run(args.source, args.out, args.n_tokens, args.encoder_width, args.encoder_depth)
+    print(f"wrote {out}: continue with 'openjukebox prior train --level 2 --out {out} --codes CACHE_WITH_LYRICS'")
+
+
 def cmd_prior_eval(args: argparse.Namespace) -> None:
     from .bundle import load_prior, prior_location
     from .prior.evaluation import evaluate_prior, load_evaluation_codes
@@ -233,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     vq = sub.add_parser("vqvae", help="train and use the three-level VQ-VAE").add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("init", help="write a model bundle with random weights (tests, benchmarks)")
-    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    p.add_argument("--preset", default="tiny", choices=[*sorted(PRESETS), "tiny-lyrics", "small-lyrics"])
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--artists", nargs="+", default=None, help="artist vocabulary (default: 'unknown')")
@@ -306,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = prior.add_parser("train", help="train (or resume) a prior on a codes cache")
     p.add_argument("--level", type=int, required=True, choices=[0, 1, 2])
     p.add_argument("--codes", required=True, help="codes cache directory")
-    p.add_argument("--preset", default="tiny", choices=["tiny", "small", "paper"])
+    p.add_argument("--preset", default="tiny", choices=["tiny", "small", "paper", "tiny-lyrics", "small-lyrics"])
     p.add_argument("--out", required=True)
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--batch-size", type=int, default=8)
@@ -316,6 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fsdp", action="store_true", help="under torchrun, shard the prior across ranks (FSDP)")
     p.add_argument("--checkpoint-activations", action="store_true", help="recompute activations to save memory")
     p.set_defaults(func=cmd_prior_train)
+    p = prior.add_parser("add-lyrics", help="turn a trained top prior into a lyrics prior (same predictions until trained)")
+    p.add_argument("--from", dest="source", required=True, help="top prior run or checkpoint directory")
+    p.add_argument("--out", required=True, help="new run directory")
+    p.add_argument("--n-tokens", type=int, default=64, help="lyric characters per window")
+    p.add_argument("--encoder-width", type=int, default=None, help="default: half the prior's width")
+    p.add_argument("--encoder-depth", type=int, default=3)
+    p.set_defaults(func=cmd_prior_add_lyrics)
+
     p = prior.add_parser("eval", help="teacher-forced NLL per token beside the unigram baseline")
     p.add_argument("--model", required=True, help="bundle, prior run or checkpoint directory")
     p.add_argument("--level", type=int, required=True, choices=[0, 1, 2])

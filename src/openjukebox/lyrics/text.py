@@ -85,6 +85,14 @@ def vocabulary(version: int) -> LyricsVocabulary:
     return LyricsVocabulary(version)
 
 
+def vocabulary_of_size(n_vocab: int) -> LyricsVocabulary:
+    """The released vocabulary a lyrics model with n_vocab characters was trained on: v2 (80) or v3 (79)."""
+    for version in (2, 3):
+        if vocabulary(version).n_vocab == n_vocab:
+            return vocabulary(version)
+    raise ConfigError(f"a lyrics vocabulary of {n_vocab} tokens is unknown; openjukebox knows 80 (v2) and 79 (v3)")
+
+
 def lyrics_window(tokens: list[int], n_tokens: int, total_length: int, offset: int,
                   duration: int) -> tuple[list[int], list[int]]:
     """The n_tokens lyric tokens the models condition on for audio [offset, offset + duration) of a song.

@@ -39,16 +39,32 @@ _SIZES = {
 }
 
 
+# Lyrics presets (level 2): (lyrics tokens per window, lyrics encoder, attn_order with encoder-decoder layers).
+_LYRICS = {
+    "tiny": (16, TransformerConfig(width=16, depth=3, heads=2, n_ctx=16, blocks=4), 8, 10),
+    "small": (64, TransformerConfig(width=64, depth=3, heads=2, n_ctx=64, blocks=8), 8, 10),
+}
+LYRICS_VOCABULARY = 80  # the released v2 characters (openjukebox.lyrics.text)
+PRESET_NAMES = (*_SIZES, *(f"{name}-lyrics" for name in _LYRICS))
+
+
 def prior_preset(name: str, level: int, bins: int, hop_length: int, sample_rate: int, n_artists: int,
                  n_genres: int, max_genres: int = 1) -> PriorConfig:
-    """The `name` preset's prior for `level`: the top level (2) with timing, upsamplers conditioned on the level above."""
-    if name not in _SIZES:
-        raise ConfigError(f"unknown prior preset '{name}'; choose one of {', '.join(_SIZES)}")
-    top, upsampler, cond_width, cond_depth, timing_bins = _SIZES[name]
+    """The `name` preset's prior for `level`: the top level (2) with timing, upsamplers conditioned on the level
+    above. `NAME-lyrics` presets give the top prior a lyrics encoder read by encoder-decoder layers (as 5b_lyrics)."""
+    size, lyrics = name.removesuffix("-lyrics"), name.endswith("-lyrics")
+    if size not in _SIZES or (lyrics and size not in _LYRICS):
+        raise ConfigError(f"unknown prior preset '{name}'; choose one of {', '.join(PRESET_NAMES)}")
+    top, upsampler, cond_width, cond_depth, timing_bins = _SIZES[size]
     common = dict(level=level, bins=bins, hop_length=hop_length, sample_rate=sample_rate, n_artists=n_artists,
                   n_genres=n_genres, max_genres=max_genres)
     if level == 2:
-        return PriorConfig(transformer=top, timing_bins=timing_bins, min_duration=0.0 if name != "paper" else 60.0,
-                           max_duration=600.0, merged_decoder=name == "paper", **common)
+        extra = {}
+        if lyrics:
+            n_tokens, encoder, attn_order, depth = _LYRICS[size]
+            top = dataclasses.replace(top, attn_order=attn_order, depth=depth)
+            extra = dict(n_vocab=LYRICS_VOCABULARY, n_tokens=n_tokens, lyrics_encoder=encoder)
+        return PriorConfig(transformer=top, timing_bins=timing_bins, min_duration=0.0 if size != "paper" else 60.0,
+                           max_duration=600.0, merged_decoder=size == "paper", **common, **extra)
     return PriorConfig(transformer=upsampler, upper_bins=bins, cond_width=cond_width, cond_depth=cond_depth,
                        cond_res_scale=level == 1, **common)

@@ -14,7 +14,7 @@ from ..codes import load_codes
 from ..data.code_cache import CodeCache, load_code_cache
 from ..errors import OpenJukeboxError
 from .model import Prior
-from .training import sample_windows
+from .training import encoded_lyrics, sample_windows
 
 
 @torch.no_grad()
@@ -27,10 +27,11 @@ def evaluate_prior(prior: Prior, cache: CodeCache, windows: int = 32, batch_size
     total_nll, tokens = 0.0, 0
     counts = torch.zeros(config.bins, dtype=torch.float64)
     remaining = windows
+    lyrics = encoded_lyrics(cache, config)
     while remaining > 0:
         n = min(batch_size, remaining)
         batch = sample_windows(cache, config.level, config.n_ctx, n, generator, config.level < 2,
-                               config.max_genres)
+                               config.max_genres, lyrics, config.n_tokens)
         upper = None if batch.upper is None else batch.upper.to(device)
         loss = prior.loss(batch.codes.to(device), batch.labels.to(device), upper)
         total_nll += loss.item() * batch.codes.numel()

@@ -54,6 +54,7 @@ class PriorConfig:
     n_vocab: int = 0  # lyric characters (0: no lyrics)
     n_tokens: int = 0  # lyric tokens per window
     lyrics_encoder: TransformerConfig | None = None  # separate encoder; None with n_tokens > 0: merged sequence
+    lyrics_loss_fraction: float = 0.4  # weight of the next-character loss of the lyrics (released: 0.4)
 
     def __post_init__(self) -> None:
         if (self.n_artists > 0) != (self.n_genres > 0):
@@ -183,26 +184,44 @@ class Prior(nn.Module):
             cond = cond + self.conditioner(upper_codes)[:, :n]
         return torch.cat([cond.new_zeros(batch, self.config.lead, width), cond], dim=1)
 
-    def forward(self, codes: torch.Tensor, labels: Labels | None = None,
-                upper_codes: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, codes: torch.Tensor, labels: Labels | None = None, upper_codes: torch.Tensor | None = None,
+                with_lyrics: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced logits (batch, lead + T, vocabulary) at every position of the sequence for codes
-        (batch, T), T ≤ n_ctx. Without lyrics in the sequence that is (batch, T, bins)."""
+        (batch, T), T ≤ n_ctx. Without lyrics in the sequence that is (batch, T, bins). With `with_lyrics`, also
+        the next-character logits of the lyrics (batch, n_tokens, n_vocab), which a lyrics prior learns too."""
         b, t = codes.shape
         tokens = codes + self.config.code_shift
         if self.config.merged_lyrics:
             tokens = torch.cat([self.lyrics(labels), tokens], dim=1)
         x = torch.cat([self.start(labels, b)[:, None], self.x_emb(tokens[:, :-1])], dim=1)
         cond = self.condition(labels, upper_codes, b, t)
-        h = self.transformer(x + self.pos_emb[: tokens.shape[1]] + cond, self.encoder_states(labels))
+        states = self.encoder_states(labels)
+        h = self.transformer(x + self.pos_emb[: tokens.shape[1]] + cond, states)
         if not self.config.merged_decoder:
             h = h + cond
-        return self.x_out(h)
+        logits = self.x_out(h)
+        if not with_lyrics:
+            return logits
+        if not self.config.n_tokens:
+            raise ConfigError("this prior has no lyrics")
+        lyric_logits = logits[:, : self.config.lead] if self.config.merged_lyrics else self.lyrics_encoder.logits(states)
+        return logits, lyric_logits
 
     def loss(self, codes: torch.Tensor, labels: Labels | None = None,
              upper_codes: torch.Tensor | None = None) -> torch.Tensor:
         """Mean negative log-likelihood of the codes in nats per token."""
-        logits = self.forward(codes, labels, upper_codes)[:, self.config.lead:]
-        return next_token_loss(logits, codes + self.config.code_shift)
+        return self.codes_loss(self.forward(codes, labels, upper_codes), codes)
+
+    def codes_loss(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Nats per code of forward()'s logits."""
+        return next_token_loss(logits[:, self.config.lead:], codes + self.config.code_shift)
+
+    def training_loss(self, codes_loss: torch.Tensor, lyrics_loss: torch.Tensor | None) -> torch.Tensor:
+        """The released weighting: by tokens, the lyrics part scaled by lyrics_loss_fraction."""
+        if lyrics_loss is None:
+            return codes_loss
+        n, m = self.config.n_tokens, self.config.n_ctx
+        return (self.config.lyrics_loss_fraction * lyrics_loss * n + codes_loss * m) / (n + m)
 
     def new_caches(self, batch: int, encoder_states: torch.Tensor | None = None) -> list[KVCache]:
         return self.transformer.new_caches(batch, self.pos_emb.device, self.pos_emb.dtype, encoder_states)

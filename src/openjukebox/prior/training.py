@@ -15,14 +15,17 @@ from torch import nn
 from ..data.code_cache import CodeCache, load_code_cache
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_write_text
+from ..lyrics.text import lyrics_window, vocabulary_of_size
 from ..train import distributed
+from ..train.checkpoint import latest_checkpoint, load_weights
 from ..train.loop import TrainSettings, train
 from .conditioning import Labels
 from .config import prior_config_from_dict, prior_config_to_json, prior_preset
-from .model import Prior, next_token_loss
+from .model import Prior, PriorConfig, next_token_loss
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
+INITIAL = "initial"  # weights a new run starts from (e.g. written by `prior add-lyrics`)
 
 
 @dataclass
@@ -33,8 +36,10 @@ class PriorBatch:
 
 
 def sample_windows(cache: CodeCache, prior_level: int, n_ctx: int, batch: int, generator: np.random.Generator,
-                   upsampler: bool, max_genres: int) -> PriorBatch:
-    """Random windows of n_ctx tokens (aligned to the level above for upsamplers), clips drawn by length."""
+                   upsampler: bool, max_genres: int, lyrics: list[list[int]] | None = None,
+                   n_tokens: int = 0) -> PriorBatch:
+    """Random windows of n_ctx tokens (aligned to the level above for upsamplers), clips drawn by length; for a
+    lyrics prior, each window's n_tokens lyric tokens from `lyrics` (every clip's encoded lyrics)."""
     codes = cache.codes
     hop = codes.hop_lengths[prior_level]
     lengths = np.array([c.length // hop for c in codes.clips])
@@ -44,7 +49,7 @@ def sample_windows(cache: CodeCache, prior_level: int, n_ctx: int, batch: int, g
                         f"({n_ctx * hop / codes.sample_rate:.1f}s); add longer audio")
     picks = generator.choice(usable, size=batch, p=lengths[usable] / lengths[usable].sum())
     ratio = codes.hop_lengths[prior_level + 1] // hop if upsampler else 1
-    windows, uppers, artists, genres, totals, offsets = [], [], [], [], [], []
+    windows, uppers, artists, genres, totals, offsets, lyric_windows = [], [], [], [], [], [], []
     for clip in picks:
         start = int(generator.integers(0, lengths[clip] - n_ctx + 1)) // ratio * ratio
         windows.append(codes.levels[prior_level][clip, start:start + n_ctx])
@@ -55,9 +60,20 @@ def sample_windows(cache: CodeCache, prior_level: int, n_ctx: int, batch: int, g
         genres.append((genre_ids + [-1] * max_genres)[:max_genres])
         totals.append(codes.clips[clip].length)
         offsets.append(start * hop)
-    labels = Labels(torch.tensor(artists), torch.tensor(genres), torch.tensor(totals), torch.tensor(offsets))
+        if n_tokens:
+            lyric_windows.append(lyrics_window(lyrics[clip], n_tokens, totals[-1], offsets[-1], n_ctx * hop)[0])
+    labels = Labels(torch.tensor(artists), torch.tensor(genres), torch.tensor(totals), torch.tensor(offsets),
+                    torch.tensor(lyric_windows) if n_tokens else None)
     upper = torch.from_numpy(np.stack(uppers)).long() if upsampler else None
     return PriorBatch(torch.from_numpy(np.stack(windows)).long(), labels, upper)
+
+
+def encoded_lyrics(cache: CodeCache, config: PriorConfig) -> list[list[int]] | None:
+    """Every clip's lyrics as the model's tokens, for a lyrics prior."""
+    if not config.n_tokens:
+        return None
+    vocabulary = vocabulary_of_size(config.n_vocab)
+    return [vocabulary.encode(clip.labels.get("lyrics", "")) for clip in cache.codes.clips]
 
 
 def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, preset_name: str = "tiny",
@@ -90,6 +106,9 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
                                                                               checkpoint_activations=True))
     torch.manual_seed(seed)
     prior = Prior(config)
+    if latest_checkpoint(out) is None and (out / INITIAL).is_dir():
+        prior.load_saved_state(load_weights(out / INITIAL))
+    lyrics = encoded_lyrics(cache, config)
     settings = TrainSettings(steps=steps, batch_size=batch_size, learning_rate=lr, save_every=save_every, seed=seed,
                              progress=progress)
     upsampler = level < 2
@@ -97,15 +116,21 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
     def next_batch(step: int) -> PriorBatch:
         generator = np.random.default_rng([seed, step, distributed.rank()])
         return sample_windows(cache, level, config.n_ctx, batch_size, generator, upsampler,
-                              config.max_genres)
+                              config.max_genres, lyrics, config.n_tokens)
 
     def compute_loss(model: nn.Module, batch: PriorBatch) -> tuple[torch.Tensor, dict[str, float]]:
         device = next(model.parameters()).device
         upper = None if batch.upper is None else batch.upper.to(device)
-        codes = batch.codes.to(device)
+        codes, labels = batch.codes.to(device), batch.labels.to(device)
         # Through model(...), not a method of the prior, so that DDP's forward hooks see the call.
-        loss = next_token_loss(model(codes, batch.labels.to(device), upper), codes)
-        return loss, {"nats_per_token": loss.item(), "bits_per_token": loss.item() / np.log(2)}
+        if not config.n_tokens:
+            loss = prior.codes_loss(model(codes, labels, upper), codes)
+            return loss, {"nats_per_token": loss.item(), "bits_per_token": loss.item() / np.log(2)}
+        logits, lyric_logits = model(codes, labels, upper, with_lyrics=True)
+        codes_loss, lyrics_loss = prior.codes_loss(logits, codes), next_token_loss(lyric_logits, labels.lyrics)
+        return prior.training_loss(codes_loss, lyrics_loss), {
+            "nats_per_token": codes_loss.item(), "bits_per_token": codes_loss.item() / np.log(2),
+            "lyrics_nats_per_token": lyrics_loss.item()}
 
     return train(out, prior, settings, "prior", {CONFIG_FILE: prior_config_to_json(config),
                                                  VOCAB_FILE: (out / VOCAB_FILE).read_text() if distributed.is_main() else ""},

@@ -30,6 +30,7 @@ class TransformerConfig:
     dropout: float = 0.0
     checkpoint_activations: bool = False
     prefix_len: int = 0  # lyric tokens at the start of a merged sequence (attn_order 12's prefix layers)
+    patterns: tuple[int, ...] = ()  # each layer's pattern, when not a released attn_order's (model surgery)
 
     def __post_init__(self) -> None:
         if self.n_ctx % self.blocks:
@@ -37,7 +38,14 @@ class TransformerConfig:
         if int(self.width * self.attn_fraction) % self.heads:
             raise ConfigError(f"transformer: attention width {int(self.width * self.attn_fraction)} "
                               f"must be divisible by {self.heads} heads")
-        layer_patterns(self.attn_order, self.depth)
+        object.__setattr__(self, "patterns", tuple(self.patterns))
+        if self.patterns and (len(self.patterns) != self.depth or not set(self.patterns) <= set(_KNOWN)):
+            raise ConfigError(f"transformer: patterns {self.patterns} must give one of {_KNOWN} for each of "
+                              f"{self.depth} layers")
+        self.layer_patterns()
+
+    def layer_patterns(self) -> list[int]:
+        return list(self.patterns) or layer_patterns(self.attn_order, self.depth)
 
     @property
     def block_len(self) -> int:
@@ -50,27 +58,30 @@ class TransformerConfig:
 
     @property
     def has_encoder_decoder(self) -> bool:
-        return ENCODER_DECODER in layer_patterns(self.attn_order, self.depth)
+        return ENCODER_DECODER in self.layer_patterns()
 
 
 _FACTORIZED = (ROW, COLUMN, PREVIOUS_ROW)
+_KNOWN = (DENSE, ROW, COLUMN, PREVIOUS_ROW, ENCODER_DECODER, PREFIX)
 
 
 def layer_patterns(attn_order: int, depth: int) -> list[int]:
     """The attention pattern of each layer for a released `attn_order`:
-    0 all dense; 2 row, column, previous row; 10 (5b_lyrics) that cycle with an encoder-decoder layer closing
-    every tenth layer from layer 18 on, over 79 layers; 12 (1b_lyrics) the 2 cycle with prefix, prefix, dense
+    0 all dense; 2 row, column, previous row; 8 that cycle with every tenth layer encoder-decoder; 10 (5b_lyrics)
+    the cycle with an encoder-decoder layer closing every tenth layer from layer 18 on, over 79 layers; 12 (1b_lyrics) the 2 cycle with prefix, prefix, dense
     layers at every 16th."""
     if attn_order == 0:
         return [DENSE] * depth
     if attn_order == 2:
         return [_FACTORIZED[d % 3] for d in range(depth)]
+    if attn_order == 8:
+        return [ENCODER_DECODER if d % 10 == 9 else _FACTORIZED[d % 10 % 3] for d in range(depth)]
     if attn_order == 10:
         cycle = [*_FACTORIZED * 3, *([*_FACTORIZED * 3, ENCODER_DECODER] * 7)]
         return [cycle[d % 79] for d in range(depth)]
     if attn_order == 12:
         return [(PREFIX, PREFIX, DENSE)[d % 3] if d % 16 == 15 else _FACTORIZED[d % 3] for d in range(depth)]
-    raise ConfigError(f"attention order {attn_order} is not supported (supported: 0, 2, 10, 12)")
+    raise ConfigError(f"attention order {attn_order} is not supported (supported: 0, 2, 8, 10, 12)")
 
 
 def quick_gelu(x: torch.Tensor) -> torch.Tensor:
@@ -132,7 +143,7 @@ class Transformer(nn.Module):
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
         self.config = config
-        self.blocks = nn.ModuleList(TransformerBlock(config, p) for p in layer_patterns(config.attn_order, config.depth))
+        self.blocks = nn.ModuleList(TransformerBlock(config, p) for p in config.layer_patterns())
 
     def forward(self, x: torch.Tensor, encoder_states: torch.Tensor | None = None) -> torch.Tensor:
         if x.shape[1] > self.config.n_ctx:

@@ -21,7 +21,7 @@ from ..audio import load_audio, save_audio
 from ..bundle import Bundle
 from ..errors import ConfigError
 from ..fileio import atomic_path, atomic_write_text
-from ..lyrics.text import lyrics_window, vocabulary
+from ..lyrics.text import lyrics_window, vocabulary_of_size
 from ..prior.conditioning import Labels
 from .ancestral import sample_level
 
@@ -94,7 +94,7 @@ def _labels_for(bundle: Bundle, request: SampleRequest, total_length: int):
     schedule = [(0.0, request.artist, request.genres)] if request.schedule is None else \
         parse_schedule(request.schedule, request.artist, request.genres)
     entries = [(at, bundle.labels(artist, genres, total_length, request.n)) for at, artist, genres in schedule]
-    tokens = _lyrics_vocabulary(top.n_vocab).encode(request.lyrics) if top.n_tokens else []
+    tokens = vocabulary_of_size(top.n_vocab).encode(request.lyrics) if top.n_tokens else []
 
     def labels_at(offset: int) -> Labels:
         current = [labels for at, labels in entries if at * rate <= offset][-1]
@@ -105,14 +105,6 @@ def _labels_for(bundle: Bundle, request: SampleRequest, total_length: int):
         return replace(current, offset=torch.full((request.n,), offset), lyrics=lyrics)
 
     return labels_at
-
-
-def _lyrics_vocabulary(n_vocab: int):
-    """The released vocabularies: v2 (80 tokens, 5b_lyrics) and v3 (79, 1b_lyrics)."""
-    for version in (2, 3):
-        if vocabulary(version).n_vocab == n_vocab:
-            return vocabulary(version)
-    raise ConfigError(f"this model's lyrics vocabulary has {n_vocab} tokens; openjukebox knows 80 (v2) and 79 (v3)")
 
 
 def _level_path(out: Path, level: int) -> Path:

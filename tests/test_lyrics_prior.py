@@ -1,0 +1,95 @@
+"""Lyrics priors of our own: model surgery that changes nothing until training, presets, training on music with
+lyrics (the lyrics loss is learned), and sampling from a lyrics bundle with a lyrics file."""
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+
+from openjukebox.data.code_cache import build_code_cache
+from openjukebox.prior.attention import ENCODER_DECODER
+from openjukebox.prior.conditioning import Labels
+from openjukebox.prior.config import prior_preset
+from openjukebox.prior.model import Prior
+from openjukebox.prior.surgery import add_lyrics, lyrics_layout
+from openjukebox.prior.training import train_prior
+from openjukebox.prior.transformer import TransformerConfig
+from test_cli_bad_inputs import assert_fails, assert_succeeds, run_cli
+
+ENCODER = TransformerConfig(width=16, depth=3, heads=2, n_ctx=16, blocks=4)
+
+
+def random_labels(batch=2, n_tokens=16):
+    g = torch.Generator().manual_seed(3)
+    return Labels(torch.tensor([1, 2]), torch.tensor([[0], [1]]), torch.tensor([160000, 80000]),
+                  torch.tensor([0, 16000]), torch.randint(1, 80, (batch, n_tokens), generator=g))
+
+
+@pytest.mark.parametrize("depth", [3, 12])
+def test_surgery_keeps_the_predictions_exactly(depth):
+    torch.manual_seed(0)
+    config = prior_preset("tiny", 2, 64, 128, 16000, 3, 2)
+    config = dataclasses.replace(config, transformer=dataclasses.replace(config.transformer, depth=depth))
+    before = Prior(config).eval()
+    after = add_lyrics(before, 16, ENCODER).eval()
+    patterns = after.config.transformer.layer_patterns()
+    assert patterns.count(ENCODER_DECODER) == max(1, depth // 9)
+    assert [p for p in patterns if p != ENCODER_DECODER] == before.config.transformer.layer_patterns()
+    codes = torch.randint(0, 64, (2, 64))
+    with torch.no_grad():
+        assert (before(codes, random_labels()) - after(codes, random_labels())).abs().max() <= 1e-6
+
+
+def test_surgery_of_a_72_layer_prior_gives_the_released_5b_lyrics_layout():
+    config = TransformerConfig(width=4800, depth=72, heads=8, n_ctx=8192, blocks=128, attn_order=2)
+    layout = lyrics_layout(config)
+    assert (layout.depth, layout.attn_order) == (79, 10)
+    assert [p for p in layout.layer_patterns() if p != ENCODER_DECODER] == config.layer_patterns()
+
+
+@pytest.fixture(scope="module")
+def lyrics_cache(tmp_path_factory, tiny_run, music_dir):
+    out = tmp_path_factory.mktemp("lyrics-codes")
+    songs = sorted(music_dir.glob("*.wav"))
+    lines = "".join(f'{p.name},artist{i % 2},rock,"la la la, song number {i}\nthe end ({i})"\n' for i, p in enumerate(songs))
+    (music_dir / "metadata.csv").write_text("path,artist,genre,lyrics\n" + lines)
+    try:
+        build_code_cache(tiny_run, music_dir, out)
+    finally:
+        (music_dir / "metadata.csv").unlink()
+    return out
+
+
+def test_add_lyrics_then_train_learns_the_lyrics(tmp_path, lyrics_cache):
+    top = tmp_path / "top"
+    train_prior(lyrics_cache, 2, top, "tiny", steps=4, batch_size=2, save_every=4, progress=False)
+    lyrical = tmp_path / "top-lyrics"
+    assert_succeeds(run_cli("prior", "add-lyrics", "--from", top, "--out", lyrical, "--n-tokens", "16"))
+    assert train_prior(lyrics_cache, 2, lyrical, "tiny", steps=60, batch_size=4, lr=3e-3, save_every=30,
+                       progress=False) == 60
+    rows = (lyrical / "log.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    column = header.index("lyrics_nats_per_token")
+    first, last = float(rows[1].split(",")[column]), float(rows[-1].split(",")[column])
+    assert last < first and last < math.log(80)  # learned the lyrics' characters
+    config = json.loads((lyrical / "config.json").read_text())
+    assert config["n_tokens"] == 16 and config["lyrics_encoder"]["n_ctx"] == 16
+    error = assert_fails(run_cli("prior", "add-lyrics", "--from", lyrical, "--out", tmp_path / "again"))
+    assert "without lyrics" in error
+
+
+def test_tiny_lyrics_bundle_samples_with_a_lyrics_file(tmp_path):
+    bundle, lyrics = tmp_path / "bundle", tmp_path / "lyrics.txt"
+    lyrics.write_text("Ünïcödé lyrics with émojis 🎵 and\nnew lines\\and backslashes " * 5)
+    assert_succeeds(run_cli("init", "--preset", "tiny-lyrics", "--out", bundle))
+    out = tmp_path / "song"
+    assert_succeeds(run_cli("sample", "--model", bundle, "--duration", "0.5", "--out", out, "--lyrics-file", lyrics))
+    assert sorted(p.name for p in out.glob("*.wav")) == [f"sample-0-level{l}.wav" for l in range(3)]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert_succeeds(run_cli("sample", "--model", bundle, "--duration", "0.5", "--out", tmp_path / "instrumental",
+                            "--lyrics-file", empty, "--levels", "2"))
+    assert_fails(run_cli("sample", "--model", bundle, "--duration", "0.5", "--out", tmp_path / "missing",
+                         "--lyrics-file", tmp_path / "nope.txt"), mentions="nope.txt")
