@@ -93,3 +93,39 @@ def test_tiny_lyrics_bundle_samples_with_a_lyrics_file(tmp_path):
                             "--lyrics-file", empty, "--levels", "2"))
     assert_fails(run_cli("sample", "--model", bundle, "--duration", "0.5", "--out", tmp_path / "missing",
                          "--lyrics-file", tmp_path / "nope.txt"), mentions="nope.txt")
+
+
+def test_alignment_is_written_beside_the_audio_in_order(tmp_path):
+    bundle, lyrics = tmp_path / "bundle", tmp_path / "lyrics.txt"
+    text = "Here comes the sun\nand I say\nit's all right\n" * 4
+    lyrics.write_text(text)
+    assert_succeeds(run_cli("init", "--preset", "tiny-lyrics", "--out", bundle))
+    out = tmp_path / "song"
+    assert_succeeds(run_cli("sample", "--model", bundle, "--duration", "3", "--out", out, "--lyrics-file", lyrics,
+                            "--levels", "2", "--n", "2"))
+    for i in range(2):
+        data = json.loads((out / f"sample-{i}-lyrics.json").read_text())
+        words = data["words"]
+        assert [w["word"] for w in words] == text.split()
+        starts = [w["start"] for w in words]
+        assert starts == sorted(starts) and 0 <= starts[0] and starts[-1] <= 3.0
+        lrc = (out / f"sample-{i}-lyrics.lrc").read_text().splitlines()
+        assert len(lrc) == len([line for line in text.split("\n") if line])
+        assert all(line.startswith("[") and "<" in line for line in lrc)
+
+
+def test_word_times_from_a_known_attention():
+    """Codes 0-1 look at 'la', 2-4 at 'di', 5 back at 'la' (ignored: singing never goes back), 6-7 at 'da';
+    'end' is never reached. At 0.5 s per code: la 0.0, di 1.0, da 3.0, end at the last code, unreached."""
+    import numpy as np
+
+    from openjukebox.lyrics.alignment import to_lrc, word_timings
+
+    text = "la di\nda end"
+    looks = [0, 1, 3, 3, 4, 0, 6, 7]
+    attention = np.zeros((len(looks), len(text)))
+    attention[np.arange(len(looks)), looks] = 1.0
+    words = word_timings(text, attention, 0.5)
+    assert [(w.word, w.start, w.reached) for w in words] == [("la", 0.0, True), ("di", 1.0, True),
+                                                              ("da", 3.0, True), ("end", 3.5, False)]
+    assert to_lrc(text, words) == "[00:00.00]<00:00.00>la <00:01.00>di\n[00:03.00]<00:03.00>da <00:03.50>end\n"

@@ -148,3 +148,17 @@ def test_cached_sampling_draws_the_same_codes_with_the_same_logits(name, monkeyp
         steps = [ours.step(None if t == 0 else sequence[:, t - 1], t, cond, caches, start)
                  for t in range(sequence.shape[1])]
     torch.testing.assert_close(torch.stack(steps, dim=1), preds, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["5b_lyrics", "1b_lyrics"])
+def test_lyrics_attention_for_alignment_matches_the_reference(name):
+    """The attention weights a lyrics alignment is read from (the original's `get_attn_weights`)."""
+    reference, ours = build(name)
+    codes, upper, y, labels = inputs(reference, ours)
+    layer = ours.config.alignment_layer_index()
+    reference.prior.transformer.set_record_attn({layer})
+    with torch.no_grad():
+        reference_logits(reference, codes, upper, y)
+    expected = reference.prior.transformer.ws[0]  # for a prefix layer, already music queries × lyric keys
+    weights = ours.lyrics_attention(codes, labels)
+    torch.testing.assert_close(weights, expected[:, ours.config.alignment_head].float(), atol=1e-5, rtol=0)

@@ -121,7 +121,9 @@ def prior_config(original: Mapping[str, Any], vqvae: VQVAEConfig) -> PriorConfig
                            hop_length=vqvae.hop_lengths[level], n_artists=n_artists, n_genres=n_genres,
                            max_genres=hps["max_bow_genre_size"] or 1, sample_rate=int(hps.get("sr", vqvae.sample_rate)),
                            merged_decoder=bool(hps["merged_decoder"]), n_vocab=hps["n_vocab"] if lyrics else 0,
-                           n_tokens=n_tokens, lyrics_encoder=encoder, **timing, **upsampler)
+                           n_tokens=n_tokens, lyrics_encoder=encoder,
+                           alignment_layer=hps.get("alignment_layer") if lyrics and hps.get("alignment_layer") is not None else -1,
+                           alignment_head=hps.get("alignment_head") or 0, **timing, **upsampler)
     except KeyError as e:
         raise ConfigError(f"{what}: missing {e}") from None
     except (TypeError, ValueError) as e:

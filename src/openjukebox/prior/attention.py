@@ -124,6 +124,7 @@ class SelfAttention(nn.Module):
         self.prefix_keys = prefix_keys
         self.c_attn = nn.Linear(width, 3 * n_state)
         self.c_proj = nn.Linear(n_state, width)
+        self.recorded: torch.Tensor | None = None  # see record_weights
 
     def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, t, _ = x.shape
@@ -134,9 +135,16 @@ class SelfAttention(nn.Module):
         b, h, t, d = out.shape
         return self.c_proj(out.transpose(1, 2).reshape(b, t, h * d))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, T, width) → (batch, T, width), each position attending by this layer's pattern."""
+    def forward(self, x: torch.Tensor, record_weights: bool = False) -> torch.Tensor:
+        """(batch, T, width) → (batch, T, width), each position attending by this layer's pattern. A prefix
+        layer can keep its attention weights over the prefix keys in `recorded` (for lyrics alignment)."""
         q, k, v = self._split(x)
+        if record_weights:
+            if self.pattern != PREFIX:
+                raise ValueError("only prefix layers record their attention weights")
+            n = min(self.prefix_keys, q.shape[2])
+            visible = torch.ones(q.shape[2], n, dtype=torch.bool, device=q.device).tril()
+            self.recorded = attention_weights(q, k[:, :, :n], visible)
         return self._merge(factorized_attention(q, k, v, self.pattern, self.block_len, self.prefix_keys))
 
     def new_cache(self, batch: int, n_ctx: int, device: torch.device, dtype: torch.dtype) -> KVCache:
@@ -148,6 +156,14 @@ class SelfAttention(nn.Module):
         """One token (batch, 1, width) at position `pos`, using and updating the cache."""
         q, k, v = self._split(x)
         return self._merge(attend_one(q, k, v, cache, self.pattern, pos, self.block_len))
+
+
+def attention_weights(q: torch.Tensor, k: torch.Tensor, visible: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(q·kᵀ/√d) (batch, heads, T, L), computed explicitly where the weights themselves are wanted."""
+    scores = (q.float() @ k.float().transpose(-1, -2)) / q.shape[-1] ** 0.5
+    if visible is not None:
+        scores = scores.masked_fill(~visible, float("-inf"))
+    return torch.softmax(scores, dim=-1)
 
 
 class CrossAttention(nn.Module):
@@ -164,6 +180,7 @@ class CrossAttention(nn.Module):
         self.c_attn = nn.Linear(width, n_state)
         self.c_enc_kv = nn.Linear(width, 2 * n_state)
         self.c_proj = nn.Linear(n_state, width)
+        self.recorded: torch.Tensor | None = None
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
@@ -181,5 +198,9 @@ class CrossAttention(nn.Module):
     def attend(self, x: torch.Tensor, cache: KVCache) -> torch.Tensor:
         return self._merge(F.scaled_dot_product_attention(self._heads(self.c_attn(x)), cache.keys, cache.values))
 
-    def forward(self, x: torch.Tensor, encoder_states: torch.Tensor) -> torch.Tensor:
-        return self.attend(x, self.encoder_cache(encoder_states))
+    def forward(self, x: torch.Tensor, encoder_states: torch.Tensor, record_weights: bool = False) -> torch.Tensor:
+        """With `record_weights`, the weights over the encoder states are kept in `recorded` (batch, heads, T, L)."""
+        cache = self.encoder_cache(encoder_states)
+        if record_weights:
+            self.recorded = attention_weights(self._heads(self.c_attn(x)), cache.keys)
+        return self.attend(x, cache)

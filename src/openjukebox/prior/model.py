@@ -21,6 +21,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .attention import KVCache
+from .attention import ENCODER_DECODER, PREFIX
 from .conditioning import Labels, LabelEmbedding, TimingEmbedding, UpsamplerConditioner
 from .lyrics_encoder import LyricsEncoder
 from .transformer import Transformer, TransformerConfig
@@ -55,6 +56,8 @@ class PriorConfig:
     n_tokens: int = 0  # lyric tokens per window
     lyrics_encoder: TransformerConfig | None = None  # separate encoder; None with n_tokens > 0: merged sequence
     lyrics_loss_fraction: float = 0.4  # weight of the next-character loss of the lyrics (released: 0.4)
+    alignment_layer: int = -1  # the layer whose attention to the lyrics aligns them (−1: the last that reads them)
+    alignment_head: int = 0
 
     def __post_init__(self) -> None:
         if (self.n_artists > 0) != (self.n_genres > 0):
@@ -71,6 +74,14 @@ class PriorConfig:
                                    or self.transformer.n_ctx <= self.n_tokens):
             raise ConfigError("prior config: a merged lyrics prior's transformer spans the lyrics "
                               f"(prefix_len {self.n_tokens}) and the music")
+
+    def alignment_layer_index(self) -> int:
+        """The encoder-decoder or prefix layer whose attention shows which characters are being sung."""
+        reading = [d for d, p in enumerate(self.transformer.layer_patterns()) if p in (ENCODER_DECODER, PREFIX)]
+        layer = reading[-1] if reading and self.alignment_layer == -1 else self.alignment_layer
+        if layer not in reading:
+            raise ConfigError(f"prior config: alignment layer {layer} does not attend to the lyrics")
+        return layer
 
     @property
     def conditioned_on_labels(self) -> bool:
@@ -185,7 +196,7 @@ class Prior(nn.Module):
         return torch.cat([cond.new_zeros(batch, self.config.lead, width), cond], dim=1)
 
     def forward(self, codes: torch.Tensor, labels: Labels | None = None, upper_codes: torch.Tensor | None = None,
-                with_lyrics: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                with_lyrics: bool = False, record_layer: int | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced logits (batch, lead + T, vocabulary) at every position of the sequence for codes
         (batch, T), T ≤ n_ctx. Without lyrics in the sequence that is (batch, T, bins). With `with_lyrics`, also
         the next-character logits of the lyrics (batch, n_tokens, n_vocab), which a lyrics prior learns too."""
@@ -196,7 +207,7 @@ class Prior(nn.Module):
         x = torch.cat([self.start(labels, b)[:, None], self.x_emb(tokens[:, :-1])], dim=1)
         cond = self.condition(labels, upper_codes, b, t)
         states = self.encoder_states(labels)
-        h = self.transformer(x + self.pos_emb[: tokens.shape[1]] + cond, states)
+        h = self.transformer(x + self.pos_emb[: tokens.shape[1]] + cond, states, record_layer)
         if not self.config.merged_decoder:
             h = h + cond
         logits = self.x_out(h)
@@ -206,6 +217,16 @@ class Prior(nn.Module):
             raise ConfigError("this prior has no lyrics")
         lyric_logits = logits[:, : self.config.lead] if self.config.merged_lyrics else self.lyrics_encoder.logits(states)
         return logits, lyric_logits
+
+    @torch.no_grad()
+    def lyrics_attention(self, codes: torch.Tensor, labels: Labels) -> torch.Tensor:
+        """(batch, T, n_tokens): how much each code of a window attends to each of its lyric tokens, in the
+        alignment layer and head (paper section 5.3)."""
+        layer = self.config.alignment_layer_index()
+        self.forward(codes, labels, record_layer=layer)
+        attention = self.transformer.blocks[layer].attn
+        weights, attention.recorded = attention.recorded[:, self.config.alignment_head], None
+        return weights[:, self.config.lead:, : self.config.n_tokens]
 
     def loss(self, codes: torch.Tensor, labels: Labels | None = None,
              upper_codes: torch.Tensor | None = None) -> torch.Tensor:

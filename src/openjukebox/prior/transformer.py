@@ -119,13 +119,14 @@ class TransformerBlock(nn.Module):
                 nn.init.zeros_(proj.weight)
                 nn.init.zeros_(proj.bias)
 
-    def forward(self, x: torch.Tensor, encoder_states: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, encoder_states: torch.Tensor | None = None,
+                record_weights: bool = False) -> torch.Tensor:
         if isinstance(self.attn, CrossAttention):
             if encoder_states is None:
                 raise ValueError("an encoder-decoder layer needs the lyrics encoder's states")
-            a = self.attn(self.ln_0(x), encoder_states)
+            a = self.attn(self.ln_0(x), encoder_states, record_weights)
         else:
-            a = self.attn(self.ln_0(x))
+            a = self.attn(self.ln_0(x), record_weights) if record_weights else self.attn(self.ln_0(x))
         a = self.dropout(a)
         return x + a + self.mlp(self.ln_1(x + a))
 
@@ -145,14 +146,17 @@ class Transformer(nn.Module):
         self.config = config
         self.blocks = nn.ModuleList(TransformerBlock(config, p) for p in config.layer_patterns())
 
-    def forward(self, x: torch.Tensor, encoder_states: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, encoder_states: torch.Tensor | None = None,
+                record_layer: int | None = None) -> torch.Tensor:
+        """With `record_layer`, that layer (encoder-decoder or prefix) keeps its attention weights in
+        `blocks[record_layer].attn.recorded`."""
         if x.shape[1] > self.config.n_ctx:
             raise ValueError(f"sequence of {x.shape[1]} tokens is longer than the context of {self.config.n_ctx}")
-        for block in self.blocks:
+        for d, block in enumerate(self.blocks):
             if self.config.checkpoint_activations and self.training:
                 x = checkpoint(block, x, encoder_states, use_reentrant=False)
             else:
-                x = block(x, encoder_states)
+                x = block(x, encoder_states, d == record_layer)
         return x
 
     def new_caches(self, batch: int, device: torch.device, dtype: torch.dtype = torch.float32,

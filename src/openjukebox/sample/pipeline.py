@@ -21,6 +21,7 @@ from ..audio import load_audio, save_audio
 from ..bundle import Bundle
 from ..errors import ConfigError
 from ..fileio import atomic_path, atomic_write_text
+from ..lyrics.alignment import lyrics_attention, write_alignment
 from ..lyrics.text import lyrics_window, vocabulary_of_size
 from ..prior.conditioning import Labels
 from .ancestral import sample_level
@@ -107,6 +108,19 @@ def _labels_for(bundle: Bundle, request: SampleRequest, total_length: int):
     return labels_at
 
 
+def _align(prior, codes: torch.Tensor, labels_at, request: SampleRequest, out: Path, total_length: int,
+           sample_rate: int) -> list[Path]:
+    """Which words are sung when, per sample: sample-{i}-lyrics.lrc, .json and .png."""
+    vocabulary = vocabulary_of_size(prior.config.n_vocab)
+    tokens = vocabulary.encode(request.lyrics)
+    if not tokens:
+        return []
+    attention = lyrics_attention(prior, codes, labels_at, tokens, total_length, request.hop_fraction)
+    seconds = prior.config.hop_length / sample_rate
+    return [path for i in range(request.n)
+            for path in write_alignment(out, f"sample-{i}-lyrics", vocabulary.decode(tokens), attention[i], seconds)]
+
+
 def _level_path(out: Path, level: int) -> Path:
     return out / f"level{level}.npz"
 
@@ -183,5 +197,7 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
             audio = vq.decode(codes.to(next(vq.parameters()).device), level)[..., :n_samples].cpu().numpy()
         for i in range(request.n):
             written.append(save_audio(out / f"sample-{i}-level{level}.wav", audio[i], rate))
+        if level == 2 and request.lyrics and prior.config.n_tokens:
+            written += _align(prior, codes, labels, request, out, top_tokens * vq.hop_lengths[2], rate)
         upper = codes
     return written

@@ -1,0 +1,115 @@
+"""Which lyrics are sung when, read from a lyrics prior's attention (paper section 5.3, Figure 3).
+
+Every code of the top level attends, in one layer and head chosen for it (as released: 5b_lyrics layer 68 head 2,
+1b_lyrics layer 63 head 0), to the lyric characters of its window. Mapping each window's characters back to their
+place in the whole lyrics gives, per code, a distribution over the song's characters. The sung position is its
+running maximum (singing does not go backwards), and a word starts at the first code that reaches its first
+character. The result is written as word-level LRC, as JSON, and as a picture of the attention.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..fileio import atomic_path, atomic_write_text
+from ..prior.conditioning import Labels
+from ..prior.model import Prior
+from ..sample.ancestral import window_starts
+from .text import lyrics_window
+
+
+@dataclass
+class WordTiming:
+    word: str
+    start: float  # seconds
+    character: int  # index of its first character in the cleaned lyrics
+    reached: bool  # False: the music ended before the singing reached this word (start = the song's end)
+
+
+@torch.no_grad()
+def lyrics_attention(prior: Prior, codes: torch.Tensor, labels_at: Callable[[int], Labels], lyrics: list[int],
+                     total_length: int, hop_fraction: float) -> np.ndarray:
+    """(batch, T, len(lyrics)): each top-level code's attention over the whole lyrics, window by window as sampled
+    (each code read from the window that sampled it)."""
+    config = prior.config
+    batch, total = codes.shape
+    out = np.zeros((batch, total, len(lyrics)), dtype=np.float32)
+    device = prior.pos_emb.device
+    done = 0
+    for start in window_starts(total, config.n_ctx, hop_fraction):
+        end = min(start + config.n_ctx, total)
+        offset = start * config.hop_length
+        _, indices = lyrics_window(lyrics, config.n_tokens, total_length, offset, config.window_samples)
+        weights = prior.lyrics_attention(codes[:, start:end].to(device), labels_at(offset).to(device))
+        index = np.asarray(indices)
+        valid = index >= 0
+        window = weights[:, done - start:].float().cpu().numpy()
+        out[:, done:end][:, :, index[valid]] = window[:, :, valid]
+        done = end
+    return out
+
+
+def word_timings(text: str, attention: np.ndarray, seconds_per_code: float) -> list[WordTiming]:
+    """Words of the cleaned lyrics `text` with the time each starts, from one sample's (T, len(text)) attention;
+    the times never decrease."""
+    if attention.shape[0] == 0 or attention.shape[1] == 0:
+        return []
+    position = np.maximum.accumulate(attention.argmax(axis=1))
+    words = []
+    for match in re.finditer(r"\S+", text):
+        hits = np.flatnonzero(position >= match.start())
+        code = int(hits[0]) if hits.size else attention.shape[0] - 1
+        words.append(WordTiming(match.group(), round(code * seconds_per_code, 3), match.start(), bool(hits.size)))
+    return words
+
+
+def _stamp(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes):02d}:{rest:05.2f}"
+
+
+def to_lrc(text: str, words: list[WordTiming]) -> str:
+    """Enhanced LRC: a line's time, then each word's time before it."""
+    lines, line_start, cursor = [], 0, 0
+    for line in text.split("\n"):
+        in_line = [w for w in words[cursor:] if line_start <= w.character < line_start + len(line)]
+        cursor += len(in_line)
+        line_start += len(line) + 1
+        if in_line:
+            lines.append(f"[{_stamp(in_line[0].start)}]" + " ".join(f"<{_stamp(w.start)}>{w.word}" for w in in_line))
+    return "\n".join(lines) + "\n"
+
+
+def write_alignment(out: Path, stem: str, text: str, attention: np.ndarray, seconds_per_code: float) -> list[Path]:
+    """stem.lrc, stem.json and (with matplotlib installed) stem.png for one sample."""
+    words = word_timings(text, attention, seconds_per_code)
+    lrc, data = out / f"{stem}.lrc", out / f"{stem}.json"
+    atomic_write_text(lrc, to_lrc(text, words))
+    atomic_write_text(data, json.dumps({"lyrics": text, "seconds_per_code": seconds_per_code,
+                                        "words": [asdict(w) for w in words]}, indent=1) + "\n")
+    written = [lrc, data]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return written
+    figure, axes = plt.subplots(figsize=(10, 4))
+    axes.imshow(attention.T, aspect="auto", origin="lower", cmap="magma",
+                extent=(0, attention.shape[0] * seconds_per_code, 0, attention.shape[1]))
+    axes.set_xlabel("music (seconds)")
+    axes.set_ylabel("lyrics (character)")
+    axes.set_title("attention of the music to the lyrics")
+    png = out / f"{stem}.png"
+    with atomic_path(png) as tmp:
+        figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return [*written, png]
