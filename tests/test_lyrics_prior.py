@@ -129,3 +129,19 @@ def test_word_times_from_a_known_attention():
     assert [(w.word, w.start, w.reached) for w in words] == [("la", 0.0, True), ("di", 1.0, True),
                                                               ("da", 3.0, True), ("end", 3.5, False)]
     assert to_lrc(text, words) == "[00:00.00]<00:00.00>la <00:01.00>di\n[00:03.00]<00:03.00>da <00:03.50>end\n"
+
+
+def test_align_an_existing_song(tmp_path, music_dir):
+    bundle, lyrics = tmp_path / "bundle", tmp_path / "lyrics.txt"
+    lyrics.write_text("one two three\nfour five six\n")
+    assert_succeeds(run_cli("init", "--preset", "tiny-lyrics", "--out", bundle))
+    song = sorted(music_dir.glob("*.wav"))[0]
+    out = tmp_path / "aligned"
+    assert_succeeds(run_cli("align", song, "--model", bundle, "--lyrics-file", lyrics, "--out", out))
+    words = json.loads((out / "lyrics.json").read_text())["words"]
+    assert [w["word"] for w in words] == ["one", "two", "three", "four", "five", "six"]
+    assert (out / "lyrics.lrc").read_text().count("\n") == 2
+    plain = tmp_path / "plain"
+    assert_succeeds(run_cli("init", "--preset", "tiny", "--out", plain))
+    assert_fails(run_cli("align", song, "--model", plain, "--lyrics-file", lyrics, "--out", tmp_path / "x"),
+                 mentions="does not sing")

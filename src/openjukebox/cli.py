@@ -150,6 +150,17 @@ def cmd_upsample(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def cmd_align(args: argparse.Namespace) -> None:
+    from .bundle import load_bundle
+    from .lyrics.text import read_lyrics_file
+    from .sample.pipeline import align_audio
+
+    bundle = load_bundle(args.model, _device(args.device))
+    for path in align_audio(bundle, args.audio, read_lyrics_file(args.lyrics_file), args.out, args.artist,
+                            args.genre):
+        print(f"wrote {path}")
+
+
 def cmd_codes_build(args: argparse.Namespace) -> None:
     from .data.code_cache import build_code_cache
 
@@ -285,6 +296,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default=None, metavar="DIR", help="where to keep them (default: $OPENJUKEBOX_CACHE, else "
                    "$XDG_CACHE_HOME/openjukebox, else ~/.cache/openjukebox)")
     p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("align", help="which words of the lyrics are sung when, in an existing song")
+    p.add_argument("audio")
+    p.add_argument("--model", required=True, help="bundle with a lyrics prior")
+    p.add_argument("--lyrics-file", required=True)
+    p.add_argument("--out", required=True, help="folder for lyrics.lrc, lyrics.json, lyrics.png")
+    p.add_argument("--artist", default=None)
+    p.add_argument("--genre", action="append")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_align)
 
     p = sub.add_parser("convert-openai", help="a bundle from original Jukebox checkpoint files (.pth.tar)")
     p.add_argument("--vqvae", required=True, help="vqvae.pth.tar")

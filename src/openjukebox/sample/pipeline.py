@@ -109,16 +109,40 @@ def _labels_for(bundle: Bundle, request: SampleRequest, total_length: int):
 
 
 def _align(prior, codes: torch.Tensor, labels_at, request: SampleRequest, out: Path, total_length: int,
-           sample_rate: int) -> list[Path]:
-    """Which words are sung when, per sample: sample-{i}-lyrics.lrc, .json and .png."""
+           sample_rate: int, stems: list[str]) -> list[Path]:
+    """Which words are sung when, per sample: STEM.lrc, .json and .png."""
     vocabulary = vocabulary_of_size(prior.config.n_vocab)
     tokens = vocabulary.encode(request.lyrics)
     if not tokens:
         return []
     attention = lyrics_attention(prior, codes, labels_at, tokens, total_length, request.hop_fraction)
     seconds = prior.config.hop_length / sample_rate
-    return [path for i in range(request.n)
-            for path in write_alignment(out, f"sample-{i}-lyrics", vocabulary.decode(tokens), attention[i], seconds)]
+    return [path for i, stem in enumerate(stems)
+            for path in write_alignment(out, stem, vocabulary.decode(tokens), attention[i], seconds)]
+
+
+def align_audio(bundle: Bundle, audio_path: str | os.PathLike, lyrics: str, out_dir: str | os.PathLike,
+                artist: str | None = None, genres: list[str] | None = None, hop_fraction: float = 0.5) -> list[Path]:
+    """Align the lyrics of an existing song: its top-level codes read by the lyrics prior, as when sampling.
+    Writes lyrics.lrc, lyrics.json and lyrics.png into out_dir."""
+    prior = bundle.prior(2)
+    if not prior.config.n_tokens:
+        raise ConfigError("this model does not sing: it has no lyrics conditioning to align with")
+    if not lyrics.strip():
+        raise ConfigError("the lyrics are empty: nothing to align")
+    vq = bundle.vqvae
+    rate = vq.config.sample_rate
+    audio = load_audio(audio_path, sample_rate=rate, mono=True)
+    with torch.no_grad():
+        codes = vq.encode(torch.from_numpy(audio)[None].to(next(vq.parameters()).device))[2]
+    total_length = codes.shape[1] * vq.hop_lengths[2]
+    request = SampleRequest(duration=audio.shape[1] / rate, artist=artist, genres=genres or [], lyrics=lyrics,
+                            hop_fraction=hop_fraction)
+    request.check()
+    labels = _labels_for(bundle, request, total_length)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return _align(prior, codes, labels, request, out, total_length, rate, ["lyrics"])
 
 
 def _level_path(out: Path, level: int) -> Path:
@@ -198,6 +222,7 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
         for i in range(request.n):
             written.append(save_audio(out / f"sample-{i}-level{level}.wav", audio[i], rate))
         if level == 2 and request.lyrics and prior.config.n_tokens:
-            written += _align(prior, codes, labels, request, out, top_tokens * vq.hop_lengths[2], rate)
+            written += _align(prior, codes, labels, request, out, top_tokens * vq.hop_lengths[2], rate,
+                              [f"sample-{i}-lyrics" for i in range(request.n)])
         upper = codes
     return written

@@ -1,0 +1,83 @@
+"""Songs sung by festival (Debian `festival` + `festvox-kallpc16k`) with known lyrics and known word timing, for
+measuring lyrics alignment.
+
+Each word of a small vocabulary is sung once at each of a few pitches (`text2wave -mode singing`); songs are
+random sequences of those notes with short rests, so every word's start time is exact. Writes WAVs (16 kHz),
+`metadata.csv` (path, artist, genre, lyrics: five words a line) and `truth.json` (each song's word start times).
+
+    apt-get install festival festvox-kallpc16k
+    python scripts/make_sung_songs.py --out data/sung --songs 60 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+WORDS = ("sun", "moon", "river", "golden", "morning", "dancing", "silver", "heart", "fire", "rain", "summer",
+         "shadow", "flying", "ocean", "wonder", "light", "sweet", "winter", "dream", "mountain")
+NOTES = ("C4", "E4", "G4", "A4")
+RATE = 16000
+
+
+def sing(word: str, note: str, folder: Path) -> np.ndarray:
+    score = folder / f"{word}-{note}.xml"
+    score.write_text('<?xml version="1.0"?>\n<!DOCTYPE SINGING PUBLIC "-//SINGING//DTD SINGING mark up//EN" '
+                     '"Singing.v0_1.dtd" []>\n'
+                     f'<SINGING BPM="100"><PITCH NOTE="{note}"><DURATION BEATS="1.0">{word}</DURATION></PITCH>'
+                     '</SINGING>\n')
+    wav = score.with_suffix(".wav")
+    subprocess.run(["text2wave", "-mode", "singing", str(score), "-o", str(wav)], check=True, capture_output=True)
+    audio, rate = sf.read(wav, dtype="float32")
+    if rate != RATE:
+        raise SystemExit(f"festival wrote {rate} Hz, expected {RATE}")
+    return audio
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--songs", type=int, default=60)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        notes = {(w, n): sing(w, n, Path(tmp)) for w in WORDS for n in NOTES}
+    rng = np.random.default_rng(args.seed)
+    truth, rows = {}, []
+    for s in range(args.songs):
+        pieces, words, starts, t = [], [], [], 0
+        while True:
+            word, note = WORDS[rng.integers(len(WORDS))], NOTES[rng.integers(len(NOTES))]
+            rest = np.zeros(int(rng.uniform(0.05, 0.4) * RATE), np.float32)
+            if (t + len(notes[word, note]) + len(rest)) / RATE > args.seconds:
+                break
+            starts.append(round(t / RATE, 4))
+            words.append(word)
+            pieces += [notes[word, note], rest]
+            t += len(notes[word, note]) + len(rest)
+        audio = np.concatenate(pieces)
+        name = f"sung-{s:03d}.wav"
+        sf.write(out / name, audio, RATE)
+        lyrics = "\n".join(" ".join(words[i: i + 5]) for i in range(0, len(words), 5))
+        rows.append({"path": name, "artist": "festival", "genre": "sung", "lyrics": lyrics})
+        truth[name] = {"words": words, "starts": starts, "seconds": len(audio) / RATE}
+    with open(out / "metadata.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["path", "artist", "genre", "lyrics"])
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
+    print(f"wrote {args.songs} songs to {out}")
+
+
+if __name__ == "__main__":
+    main()
