@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .bundle import Bundle, load_bundle
-from .sample.pipeline import SampleRequest, sample
+from .sample.pipeline import SampleRequest, align_audio, sample
 
 
 class Jukebox:
@@ -35,6 +35,11 @@ class Jukebox:
         """Continue the first `prompt_seconds` of the user's audio to `duration` seconds in total."""
         request = SampleRequest(duration=duration, prompt=str(audio_path), prompt_seconds=prompt_seconds, **options)
         return sample(self.bundle, out, request, progress)
+
+    def align(self, audio_path: str | os.PathLike, lyrics: str, out: str | os.PathLike, artist: str | None = None,
+              genres: list[str] | None = None) -> list[Path]:
+        """Which words of `lyrics` are sung when in the song at audio_path (needs a lyrics model)."""
+        return align_audio(self.bundle, audio_path, lyrics, out, artist, genres)
 
     def upsample(self, out: str | os.PathLike, progress: bool = True) -> list[Path]:
         """Finish a run that stopped at a higher level (e.g. a `levels=[2]` preview) down to level 0."""
