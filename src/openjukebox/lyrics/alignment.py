@@ -56,12 +56,26 @@ def lyrics_attention(prior: Prior, codes: torch.Tensor, labels_at: Callable[[int
     return out
 
 
+def monotone_fit(values: np.ndarray) -> np.ndarray:
+    """The non-decreasing sequence closest to `values` in squared error (pool-adjacent-violators)."""
+    means: list[float] = []
+    sizes: list[int] = []
+    for v in values.astype(np.float64):
+        means.append(float(v))
+        sizes.append(1)
+        while len(means) > 1 and means[-2] > means[-1]:
+            size = sizes[-2] + sizes[-1]
+            means[-2:] = [(means[-2] * sizes[-2] + means[-1] * sizes[-1]) / size]
+            sizes[-2:] = [size]
+    return np.repeat(means, sizes)
+
+
 def word_timings(text: str, attention: np.ndarray, seconds_per_code: float) -> list[WordTiming]:
     """Words of the cleaned lyrics `text` with the time each starts, from one sample's (T, len(text)) attention;
     the times never decrease."""
     if attention.shape[0] == 0 or attention.shape[1] == 0:
         return []
-    position = np.maximum.accumulate(attention.argmax(axis=1))
+    position = monotone_fit(attention.argmax(axis=1))
     words = []
     for match in re.finditer(r"\S+", text):
         hits = np.flatnonzero(position >= match.start())
