@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import ConfigError
+from ..fileio import read_utf8
 
 Kind = Literal["artist", "genre"]
 VERSIONS = (2, 3)
@@ -122,14 +123,7 @@ def load_label_table(artist_file: str | os.PathLike, genre_file: str | os.PathLi
 
 
 def _read_ids(path: Path) -> dict[str, int]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such id table") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 id table") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read id table ({e.strerror})") from None
+    text = read_utf8(path, "id table")
     ids: dict[str, int] = {}
     for number, line in enumerate(text.split("\n"), 1):
         entry = line.strip()

@@ -23,11 +23,11 @@ import os
 import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 
 from anyascii import anyascii
 
 from ..errors import ConfigError
+from ..fileio import read_utf8
 
 VERSIONS = (2, 3)
 _V2_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.,:;!?-+'\"()[] \t\n"
@@ -117,18 +117,7 @@ def lyrics_window(tokens: list[int], n_tokens: int, total_length: int, offset: i
 
 def read_lyrics_file(path: str | os.PathLike) -> str:
     """The lyrics in a UTF-8 text file; a blank file is "", an instrumental, rather than spaces to sing."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such lyrics file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a lyrics file") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: lyrics file is not UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start}); "
-                          "save it as UTF-8") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read lyrics file ({e.strerror})") from None
+    text = read_utf8(path, "lyrics file")
     return text if text.strip() else ""
 
 
