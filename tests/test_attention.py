@@ -114,3 +114,23 @@ def test_activation_checkpointing_gives_the_same_gradients():
     checkpointed(x).square().sum().backward()
     for a, b in zip(plain.parameters(), checkpointed.parameters()):
         torch.testing.assert_close(a.grad, b.grad)
+
+
+@pytest.mark.parametrize("attn_order", [0, 2, 10, 12])
+@pytest.mark.parametrize("known", [1, 3, 5, 8, 11])  # within, at and across block boundaries
+def test_prefill_then_steps_equals_full_forward(attn_order, known):
+    torch.manual_seed(4)
+    depth = {10: 19, 12: 16}.get(attn_order, 6)
+    config = TransformerConfig(width=32, depth=depth, heads=2, n_ctx=N_CTX, blocks=N_CTX // BLOCK_LEN,
+                               attn_order=attn_order, prefix_len=4)
+    model = Transformer(config).eval()
+    for p in model.parameters():
+        if not p.any():
+            torch.nn.init.normal_(p, std=0.2)
+    x, states = torch.randn(2, N_CTX, 32), torch.randn(2, 5, 32)
+    with torch.no_grad():
+        full = model(x, states)
+        caches = model.new_caches(2, x.device, encoder_states=states)
+        out = [model.prefill(x[:, :known], caches)]
+        out += [model.step(x[:, t: t + 1], caches, t) for t in range(known, N_CTX)]
+    torch.testing.assert_close(torch.cat(out, dim=1), full, atol=1e-5, rtol=0)

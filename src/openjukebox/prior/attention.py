@@ -152,6 +152,16 @@ class SelfAttention(nn.Module):
         shape = (batch, self.heads, cache_slots(self.pattern, n_ctx, self.block_len, self.prefix_keys), d)
         return KVCache(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
 
+    def prefill(self, x: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """The first T positions (batch, T, width) in one pass, leaving in the cache what steps from T need."""
+        q, k, v = self._split(x)
+        t, slots = q.shape[2], cache.keys.shape[2]
+        positions = range(max(0, t - slots), t) if self.pattern != PREFIX else range(min(t, slots))
+        index = torch.tensor([_slot(self.pattern, p, self.block_len) for p in positions], device=q.device)
+        cache.keys[:, :, index] = k[:, :, positions.start: positions.stop]
+        cache.values[:, :, index] = v[:, :, positions.start: positions.stop]
+        return self._merge(factorized_attention(q, k, v, self.pattern, self.block_len, self.prefix_keys))
+
     def step(self, x: torch.Tensor, cache: KVCache, pos: int) -> torch.Tensor:
         """One token (batch, 1, width) at position `pos`, using and updating the cache."""
         q, k, v = self._split(x)

@@ -247,6 +247,13 @@ class Prior(nn.Module):
     def new_caches(self, batch: int, encoder_states: torch.Tensor | None = None) -> list[KVCache]:
         return self.transformer.new_caches(batch, self.pos_emb.device, self.pos_emb.dtype, encoder_states)
 
+    def prefill(self, given: torch.Tensor, cond: torch.Tensor, caches: list[KVCache], start: torch.Tensor) -> None:
+        """Feed a window's known tokens (batch, G) (lyric characters or shifted codes) in one pass, so that
+        `step` can go on from position G."""
+        g = given.shape[1]
+        x = torch.cat([start[:, None], self.x_emb(given[:, :-1])], dim=1)
+        self.transformer.prefill(x + self.pos_emb[:g] + cond[:, :g], caches)
+
     def step(self, previous: torch.Tensor | None, pos: int, cond: torch.Tensor, caches: list[KVCache],
              start: torch.Tensor) -> torch.Tensor:
         """Logits (batch, vocabulary) for sequence position `pos`, given the token (lyric character or shifted

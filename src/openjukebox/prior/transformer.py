@@ -130,6 +130,13 @@ class TransformerBlock(nn.Module):
         a = self.dropout(a)
         return x + a + self.mlp(self.ln_1(x + a))
 
+    def prefill(self, x: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        if isinstance(self.attn, CrossAttention):
+            a = self.attn.attend(self.ln_0(x), cache)
+        else:
+            a = self.attn.prefill(self.ln_0(x), cache)
+        return x + a + self.mlp(self.ln_1(x + a))
+
     def step(self, x: torch.Tensor, cache: KVCache, pos: int) -> torch.Tensor:
         if isinstance(self.attn, CrossAttention):
             a = self.attn.attend(self.ln_0(x), cache)
@@ -166,6 +173,15 @@ class Transformer(nn.Module):
             raise ValueError("this transformer has encoder-decoder layers: give the lyrics encoder's states")
         return [b.attn.encoder_cache(encoder_states) if isinstance(b.attn, CrossAttention)
                 else b.attn.new_cache(batch, self.config.n_ctx, device, dtype) for b in self.blocks]
+
+    def prefill(self, x: torch.Tensor, caches: list[KVCache]) -> torch.Tensor:
+        """Outputs (batch, T, width) of the first T positions in one pass, filling fresh caches so that steps can
+        go on from position T: a window's known prefix costs one batched pass instead of T steps."""
+        if x.shape[1] > self.config.n_ctx:
+            raise ValueError(f"prefix of {x.shape[1]} tokens is longer than the context of {self.config.n_ctx}")
+        for block, cache in zip(self.blocks, caches):
+            x = block.prefill(x, cache)
+        return x
 
     def step(self, x: torch.Tensor, caches: list[KVCache], pos: int) -> torch.Tensor:
         """The output at position `pos` for its input x (batch, 1, width), given caches holding positions < pos."""

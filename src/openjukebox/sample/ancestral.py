@@ -40,7 +40,8 @@ def sample_window(prior: Prior, n_tokens: int, prefix: torch.Tensor, labels: Lab
                   top_k: int = 0, top_p: float = 0.0) -> torch.Tensor:
     """Codes (batch, n_tokens) of one window whose first prefix.shape[1] codes are given.
 
-    A merged lyrics prior first reads the window's lyrics, then draws over its whole vocabulary, as released:
+    The known tokens (the prefix, and a merged lyrics prior's lyrics) go through the model in one pass; then
+    each new token takes one cached step. A merged lyrics prior draws over its whole vocabulary, as released:
     a drawn lyric character is fed back as drawn and kept as code 0.
     """
     config = prior.config
@@ -56,11 +57,11 @@ def sample_window(prior: Prior, n_tokens: int, prefix: torch.Tensor, labels: Lab
     out = torch.empty(batch, n_tokens, dtype=torch.long, device=prefix.device)
     out[:, :known] = prefix
     previous = None
-    for pos in range(config.lead + n_tokens):
+    if given.shape[1]:  # the known part in one batched pass
+        prior.prefill(given, cond, caches, start)
+        previous = given[:, -1]
+    for pos in range(given.shape[1], config.lead + n_tokens):
         logits = prior.step(previous, pos, cond, caches, start)
-        if pos < given.shape[1]:
-            previous = given[:, pos]
-            continue
         probs = torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)
         previous = torch.multinomial(probs, 1, generator=generator)[:, 0]
         out[:, pos - config.lead] = (previous - config.code_shift).clamp_min(0)
