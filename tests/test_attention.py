@@ -74,6 +74,7 @@ def test_released_lyrics_layer_cycles():
     order_10 = layer_patterns(10, 79)
     assert [d for d, p in enumerate(order_10) if p == ENCODER_DECODER] == list(range(18, 79, 10))
     assert [p for p in order_10 if p != ENCODER_DECODER] == [(ROW, COLUMN, PREVIOUS_ROW)[d % 3] for d in range(72)]
+    assert layer_patterns(6, 8) == [ROW, COLUMN, PREVIOUS_ROW, ENCODER_DECODER] * 2
     order_12 = layer_patterns(12, 72)
     assert [(d, order_12[d]) for d in (15, 31, 47, 63)] == [(15, PREFIX), (31, PREFIX), (47, DENSE), (63, PREFIX)]
     assert [order_12[d] for d in range(15)] == [(ROW, COLUMN, PREVIOUS_ROW)[d % 3] for d in range(15)]

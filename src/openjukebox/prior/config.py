@@ -42,7 +42,7 @@ _SIZES = {
 # Lyrics presets (level 2): (lyrics tokens per window, lyrics encoder, attn_order with encoder-decoder layers).
 _LYRICS = {
     "tiny": (16, TransformerConfig(width=16, depth=3, heads=2, n_ctx=16, blocks=4), 8, 10),
-    "small": (64, TransformerConfig(width=64, depth=3, heads=2, n_ctx=64, blocks=8), 8, 10),
+    "small": (64, TransformerConfig(width=64, depth=3, heads=2, n_ctx=64, blocks=8), 6, 12),
 }
 LYRICS_VOCABULARY = 80  # the released v2 characters (openjukebox.lyrics.text)
 PRESET_NAMES = (*_SIZES, *(f"{name}-lyrics" for name in _LYRICS))

@@ -67,13 +67,16 @@ _KNOWN = (DENSE, ROW, COLUMN, PREVIOUS_ROW, ENCODER_DECODER, PREFIX)
 
 def layer_patterns(attn_order: int, depth: int) -> list[int]:
     """The attention pattern of each layer for a released `attn_order`:
-    0 all dense; 2 row, column, previous row; 8 that cycle with every tenth layer encoder-decoder; 10 (5b_lyrics)
+    0 all dense; 2 row, column, previous row; 6 that cycle with every fourth layer encoder-decoder; 8 every
+    tenth; 10 (5b_lyrics)
     the cycle with an encoder-decoder layer closing every tenth layer from layer 18 on, over 79 layers; 12 (1b_lyrics) the 2 cycle with prefix, prefix, dense
     layers at every 16th."""
     if attn_order == 0:
         return [DENSE] * depth
     if attn_order == 2:
         return [_FACTORIZED[d % 3] for d in range(depth)]
+    if attn_order == 6:
+        return [(*_FACTORIZED, ENCODER_DECODER)[d % 4] for d in range(depth)]
     if attn_order == 8:
         return [ENCODER_DECODER if d % 10 == 9 else _FACTORIZED[d % 10 % 3] for d in range(depth)]
     if attn_order == 10:
@@ -81,7 +84,7 @@ def layer_patterns(attn_order: int, depth: int) -> list[int]:
         return [cycle[d % 79] for d in range(depth)]
     if attn_order == 12:
         return [(PREFIX, PREFIX, DENSE)[d % 3] if d % 16 == 15 else _FACTORIZED[d % 3] for d in range(depth)]
-    raise ConfigError(f"attention order {attn_order} is not supported (supported: 0, 2, 8, 10, 12)")
+    raise ConfigError(f"attention order {attn_order} is not supported (supported: 0, 2, 6, 8, 10, 12)")
 
 
 def quick_gelu(x: torch.Tensor) -> torch.Tensor:
