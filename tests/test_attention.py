@@ -80,17 +80,23 @@ def test_released_lyrics_layer_cycles():
     assert [order_12[d] for d in range(15)] == [(ROW, COLUMN, PREVIOUS_ROW)[d % 3] for d in range(15)]
 
 
-@pytest.mark.parametrize("attn_order", [0, 2, 10, 12])
-def test_kv_cache_decoding_equals_full_forward(attn_order):
-    torch.manual_seed(2)
-    depth = {10: 19, 12: 16}.get(attn_order, 6)  # enough layers to include an encoder-decoder / prefix layer
+def model_and_inputs(attn_order: int, seed: int) -> tuple[Transformer, torch.Tensor, torch.Tensor]:
+    """A small transformer of a released attention order with enough layers to include an encoder-decoder or
+    prefix layer (those start at zero; made to count), inputs and encoder states."""
+    torch.manual_seed(seed)
+    depth = {10: 19, 12: 16}.get(attn_order, 6)
     config = TransformerConfig(width=32, depth=depth, heads=2, n_ctx=N_CTX, blocks=N_CTX // BLOCK_LEN,
                                attn_order=attn_order, prefix_len=4)
     model = Transformer(config).eval()
-    for p in model.parameters():  # encoder-decoder layers start at zero; make them count
+    for p in model.parameters():
         if not p.any():
             torch.nn.init.normal_(p, std=0.2)
-    x, states = torch.randn(2, N_CTX, 32), torch.randn(2, 5, 32)
+    return model, torch.randn(2, N_CTX, 32), torch.randn(2, 5, 32)
+
+
+@pytest.mark.parametrize("attn_order", [0, 2, 10, 12])
+def test_kv_cache_decoding_equals_full_forward(attn_order):
+    model, x, states = model_and_inputs(attn_order, seed=2)
     with torch.no_grad():
         full = model(x, states)
         caches = model.new_caches(2, x.device, encoder_states=states)
@@ -120,15 +126,7 @@ def test_activation_checkpointing_gives_the_same_gradients():
 @pytest.mark.parametrize("attn_order", [0, 2, 10, 12])
 @pytest.mark.parametrize("known", [1, 3, 5, 8, 11])  # within, at and across block boundaries
 def test_prefill_then_steps_equals_full_forward(attn_order, known):
-    torch.manual_seed(4)
-    depth = {10: 19, 12: 16}.get(attn_order, 6)
-    config = TransformerConfig(width=32, depth=depth, heads=2, n_ctx=N_CTX, blocks=N_CTX // BLOCK_LEN,
-                               attn_order=attn_order, prefix_len=4)
-    model = Transformer(config).eval()
-    for p in model.parameters():
-        if not p.any():
-            torch.nn.init.normal_(p, std=0.2)
-    x, states = torch.randn(2, N_CTX, 32), torch.randn(2, 5, 32)
+    model, x, states = model_and_inputs(attn_order, seed=4)
     with torch.no_grad():
         full = model(x, states)
         caches = model.new_caches(2, x.device, encoder_states=states)

@@ -84,7 +84,7 @@ def _lookup(name: str, vocabulary: list[str], what: str) -> int:
 def init_bundle(preset: str, out: str | os.PathLike, seed: int = 0, artists: list[str] | None = None,
                 genres: list[str] | None = None) -> Path:
     """Write a bundle of the preset's sizes with random weights (codebooks drawn at random): for tests and benchmarks."""
-    out = new_bundle_dir(out)
+    out = new_output_dir(out)
     artists, genres = artists or ["unknown"], genres or ["unknown"]
     torch.manual_seed(seed)
     vq_config = vqvae_preset(preset.removesuffix("-lyrics"))
@@ -99,7 +99,7 @@ def init_bundle(preset: str, out: str | os.PathLike, seed: int = 0, artists: lis
     return write_bundle(out, vq_config, vqvae.state_dict(), priors, preset=preset, artists=artists, genres=genres)
 
 
-def new_bundle_dir(out: str | os.PathLike) -> Path:
+def new_output_dir(out: str | os.PathLike) -> Path:
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out}: exists and is not empty; choose a new --out")
@@ -131,7 +131,7 @@ def write_bundle(out: Path, vqvae_config: VQVAEConfig, vqvae_weights: dict[str, 
 def assemble_bundle(vqvae: str | os.PathLike, priors: dict[int, str | os.PathLike], out: str | os.PathLike) -> Path:
     """A bundle from trained runs (or checkpoint directories): their latest weights and configs, the vocabulary
     of the top prior's training data. Checks that the priors were trained on this VQ-VAE's codebook sizes."""
-    out = new_bundle_dir(out)
+    out = new_output_dir(out)
     vq_ckpt = resolve_checkpoint(vqvae)
     vq_model, step = load_vqvae(vq_ckpt)
     sources, steps = {}, {"vqvae": step}

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..bundle import new_bundle_dir, write_bundle
+from ..bundle import new_output_dir, write_bundle
 from ..errors import CheckpointError, ConfigError
 from ..prior.model import Prior
 from ..vqvae.model import VQVAE
@@ -105,7 +105,7 @@ def convert_openai(out: str | os.PathLike, vqvae: str | os.PathLike, priors: dic
     if set(priors) != {0, 1, 2}:
         raise ConfigError("give the priors of all three levels (--prior0, --prior1, --prior2)")
     hparams = hparams or {}
-    out = new_bundle_dir(out)
+    out = new_output_dir(out)
     vq_path = Path(vqvae)
     vq_state, vq_saved = read_original_checkpoint(vq_path)
     vq_config = vqvae_config(_hparams("vqvae", vq_path, vq_saved, preset, hparams.get("vqvae")))

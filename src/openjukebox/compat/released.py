@@ -53,7 +53,7 @@ _PRIOR_DEFAULTS = dict(labels=True, heads=1, attn_order=0, blocks=None, m_attn=0
                        cond_dilation_cycle=None, cond_res_scale=False, cond_zero_out=False, res_scale=False,
                        pos_init=False, spread=None, copy_input=False, prime_heads=1, prime_attn_order=0,
                        prime_blocks=None, prime_m_attn=0.25, prime_m_mlp=1.0, prime_res_scale=False,
-                       prime_pos_init=False)
+                       prime_pos_init=False, alignment_layer=None, alignment_head=None)
 _VQVAE_DEFAULTS = dict(sr=44100, levels=2, downs_t=(1, 1), strides_t=(2, 2), hvqvae_multipliers=None, emb_width=64,
                        l_bins=512, l_mu=0.99, commit=1.0, multispectral=1.0, lmix_linf=0.0, width=128, depth=3,
                        m_conv=1.0, dilation_growth_rate=1, dilation_cycle=None, vqvae_reverse_decoder_dilation=True)
@@ -122,8 +122,8 @@ def prior_config(original: Mapping[str, Any], vqvae: VQVAEConfig) -> PriorConfig
                            max_genres=hps["max_bow_genre_size"] or 1, sample_rate=int(hps.get("sr", vqvae.sample_rate)),
                            merged_decoder=bool(hps["merged_decoder"]), n_vocab=hps["n_vocab"] if lyrics else 0,
                            n_tokens=n_tokens, lyrics_encoder=encoder,
-                           alignment_layer=hps.get("alignment_layer") if lyrics and hps.get("alignment_layer") is not None else -1,
-                           alignment_head=hps.get("alignment_head") or 0, **timing, **upsampler)
+                           alignment_layer=-1 if hps["alignment_layer"] is None else hps["alignment_layer"],
+                           alignment_head=hps["alignment_head"] or 0, **timing, **upsampler)
     except KeyError as e:
         raise ConfigError(f"{what}: missing {e}") from None
     except (TypeError, ValueError) as e:

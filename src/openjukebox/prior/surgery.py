@@ -13,9 +13,14 @@ import dataclasses
 import os
 from pathlib import Path
 
+from ..bundle import load_prior, new_output_dir
 from ..errors import ConfigError
+from ..fileio import atomic_write_text
+from ..train.checkpoint import resolve_checkpoint, write_model_dir
 from .attention import ENCODER_DECODER
+from .config import prior_config_to_json
 from .model import Prior
+from .training import CONFIG_FILE, INITIAL, VOCAB_FILE
 from .transformer import TransformerConfig
 
 
@@ -58,15 +63,7 @@ def add_lyrics_to_run(source: str | os.PathLike, out: str | os.PathLike, n_token
                       encoder_width: int | None = None, encoder_depth: int = 3, encoder_heads: int = 2) -> Path:
     """A new training run at `out` that starts from `source`'s latest top prior turned into a lyrics prior:
     `prior train --out OUT` on a cache with lyrics continues from it."""
-    from ..bundle import load_prior
-    from ..fileio import atomic_write_text
-    from ..train.checkpoint import resolve_checkpoint, write_model_dir
-    from .config import prior_config_to_json
-    from .training import CONFIG_FILE, INITIAL, VOCAB_FILE
-
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out}: exists and is not empty; choose a new --out")
+    out = new_output_dir(out)
     ckpt = resolve_checkpoint(source)
     prior = load_prior(ckpt)
     width = encoder_width or max(encoder_heads * 4, prior.config.transformer.width // 2)

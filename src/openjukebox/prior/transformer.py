@@ -129,7 +129,7 @@ class TransformerBlock(nn.Module):
                 raise ValueError("an encoder-decoder layer needs the lyrics encoder's states")
             a = self.attn(self.ln_0(x), encoder_states, record_weights)
         else:
-            a = self.attn(self.ln_0(x), record_weights) if record_weights else self.attn(self.ln_0(x))
+            a = self.attn(self.ln_0(x), record_weights)
         a = self.dropout(a)
         return x + a + self.mlp(self.ln_1(x + a))
 

@@ -221,8 +221,9 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
             audio = vq.decode(codes.to(next(vq.parameters()).device), level)[..., :n_samples].cpu().numpy()
         for i in range(request.n):
             written.append(save_audio(out / f"sample-{i}-level{level}.wav", audio[i], rate))
-        if level == 2 and request.lyrics and prior.config.n_tokens:
-            written += _align(prior, codes, labels, request, out, top_tokens * vq.hop_lengths[2], rate,
-                              [f"sample-{i}-lyrics" for i in range(request.n)])
+        stems = [f"sample-{i}-lyrics" for i in range(request.n)]
+        if level == 2 and request.lyrics and prior.config.n_tokens and \
+                not all((out / f"{stem}.json").is_file() for stem in stems):  # done by an earlier run: same codes
+            written += _align(prior, codes, labels, request, out, top_tokens * vq.hop_lengths[2], rate, stems)
         upper = codes
     return written
