@@ -118,21 +118,46 @@ def test_alignment_is_written_beside_the_audio_in_order(tmp_path):
         assert all(line.startswith("[") and "<" in line for line in lrc)
 
 
-def test_word_times_from_a_known_attention():
-    """Codes look at characters 0, 1, 3, 3, 4, 0, 6, 7 of 'la di\nda end'. The best non-decreasing fit pools the
-    stray look back at 0 with the codes before it: 0, 1, 2.5, 2.5, 2.5, 2.5, 6, 7. At 0.5 s per code: 'la'
-    (char 0) starts at code 0, 'di' (char 3) at code 6 (3.0 s), 'da' (char 6) at code 6 too, and 'end' (char 9)
-    is never reached: the last code, 3.5 s."""
+def test_monotone_path_is_the_best_path_by_exhaustive_search():
+    """On small random attention, the Viterbi path equals the best of every path that starts at character 0
+    and moves on by 0 or 1 character per code, scored by summed log attention."""
+    import itertools
+
     import numpy as np
 
-    from openjukebox.lyrics.alignment import monotone_fit, to_lrc, word_timings
+    from openjukebox.lyrics.alignment import monotone_path
+
+    rng = np.random.default_rng(0)
+    for steps, characters in ((6, 4), (7, 3), (5, 6)):
+        attention = rng.dirichlet(np.ones(characters), size=steps)
+        log_attention = np.log(attention + 1e-4)
+        best, best_path = -np.inf, None
+        for moves in itertools.product((0, 1), repeat=steps - 1):
+            path = np.concatenate(([0], np.cumsum(moves)))
+            if path[-1] >= characters:
+                continue
+            score = log_attention[np.arange(steps), path].sum()
+            if score > best:
+                best, best_path = score, path
+        assert monotone_path(attention).tolist() == best_path.tolist()
+
+
+def test_word_times_from_a_known_attention():
+    """Codes look at characters 0, 1, 2, 3, 3, 0, 4, 5, 6 of 'la di\nda end'. The stray look back at 0 cannot be
+    followed (singing does not go back), so the path is 0, 1, 2, 3, 3, 3, 4, 5, 6 (or 3, 4 at code 5: the same
+    cost). At 0.5 s per code: 'la' (char 0) starts at code 0, 'di' (char 3) at code 3 (1.5 s), 'da' (char 6) at
+    code 8 (4.0 s), and 'end' (char 9) is never reached: the last code, 4.0 s."""
+    import numpy as np
+
+    from openjukebox.lyrics.alignment import monotone_path, to_lrc, word_timings
 
     text = "la di\nda end"
-    looks = [0, 1, 3, 3, 4, 0, 6, 7]
-    assert monotone_fit(np.array(looks)).tolist() == [0, 1, 2.5, 2.5, 2.5, 2.5, 6, 7]
+    looks = [0, 1, 2, 3, 3, 0, 4, 5, 6]
     attention = np.zeros((len(looks), len(text)))
     attention[np.arange(len(looks)), looks] = 1.0
+    path = monotone_path(attention).tolist()
+    assert path[:5] == [0, 1, 2, 3, 3] and path[5] in (3, 4) and path[6:] == [4, 5, 6]
     words = word_timings(text, attention, 0.5)
-    assert [(w.word, w.start, w.reached) for w in words] == [("la", 0.0, True), ("di", 3.0, True),
-                                                              ("da", 3.0, True), ("end", 3.5, False)]
-    assert to_lrc(text, words) == "[00:00.00]<00:00.00>la <00:03.00>di\n[00:03.00]<00:03.00>da <00:03.50>end\n"
+    assert [(w.word, w.start, w.reached) for w in words] == [("la", 0.0, True), ("di", 1.5, True),
+                                                              ("da", 4.0, True), ("end", 4.0, False)]
+    assert to_lrc(text, words) == "[00:00.00]<00:00.00>la <00:01.50>di\n[00:04.00]<00:04.00>da <00:04.00>end\n"

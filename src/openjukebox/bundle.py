@@ -128,9 +128,11 @@ def write_bundle(out: Path, vqvae_config: VQVAEConfig, vqvae_weights: dict[str, 
     return out
 
 
-def assemble_bundle(vqvae: str | os.PathLike, priors: dict[int, str | os.PathLike], out: str | os.PathLike) -> Path:
+def assemble_bundle(vqvae: str | os.PathLike, priors: dict[int, str | os.PathLike], out: str | os.PathLike,
+                    dtype: torch.dtype | None = None) -> Path:
     """A bundle from trained runs (or checkpoint directories): their latest weights and configs, the vocabulary
-    of the top prior's training data. Checks that the priors were trained on this VQ-VAE's codebook sizes."""
+    of the top prior's training data. Checks that the priors were trained on this VQ-VAE's codebook sizes.
+    Weights are stored in `dtype` when given (float16 halves the files; loading computes in float32)."""
     out = new_output_dir(out)
     vq_ckpt = resolve_checkpoint(vqvae)
     vq_model, step = load_vqvae(vq_ckpt)
@@ -148,7 +150,7 @@ def assemble_bundle(vqvae: str | os.PathLike, priors: dict[int, str | os.PathLik
     except (OSError, ValueError):
         raise CheckpointError(f"{priors[2]}: no vocab.json (train the prior with 'openjukebox prior train')") from None
     return write_bundle(out, vq_model.config, vq_model.state_dict(), sources, artists=vocab["artists"],
-                        genres=vocab["genres"], steps=steps)
+                        genres=vocab["genres"], steps=steps, dtype=dtype)
 
 
 def load_prior(path: Path, device: torch.device | str = "cpu", dtype: torch.dtype | None = None) -> Prior:

@@ -210,7 +210,7 @@ def cmd_prior_eval(args: argparse.Namespace) -> None:
 def cmd_bundle(args: argparse.Namespace) -> None:
     from .bundle import assemble_bundle
 
-    assemble_bundle(args.vqvae, {0: args.prior0, 1: args.prior1, 2: args.prior2}, args.out)
+    assemble_bundle(args.vqvae, {0: args.prior0, 1: args.prior1, 2: args.prior2}, args.out, _dtype(args.dtype))
     print(f"wrote bundle {args.out}")
 
 
@@ -288,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bundle", help="assemble a model bundle from a trained VQ-VAE and three priors")
     for name in ("vqvae", "prior0", "prior1", "prior2"):
         p.add_argument(f"--{name}", required=True, help="run or checkpoint directory")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                   help="store the weights in this type (float16 halves the size)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_bundle)
 

@@ -2,9 +2,9 @@
 
 Every code of the top level attends, in one layer and head chosen for it (as released: 5b_lyrics layer 68 head 2,
 1b_lyrics layer 63 head 0), to the lyric characters of its window. Mapping each window's characters back to their
-place in the whole lyrics gives, per code, a distribution over the song's characters. The sung position is its
-running maximum (singing does not go backwards), and a word starts at the first code that reaches its first
-character. The result is written as word-level LRC, as JSON, and as a picture of the attention.
+place in the whole lyrics gives, per code, a distribution over the song's characters. The sung position is the
+most likely path through them that never goes backwards (singing does not), and a word starts at the first code
+that reaches its first character. The result is written as word-level LRC, as JSON, and as a picture of the attention.
 """
 
 from __future__ import annotations
@@ -56,18 +56,26 @@ def lyrics_attention(prior: Prior, codes: torch.Tensor, labels_at: Callable[[int
     return out
 
 
-def monotone_fit(values: np.ndarray) -> np.ndarray:
-    """The non-decreasing sequence closest to `values` in squared error (pool-adjacent-violators)."""
-    means: list[float] = []
-    sizes: list[int] = []
-    for v in values.astype(np.float64):
-        means.append(float(v))
-        sizes.append(1)
-        while len(means) > 1 and means[-2] > means[-1]:
-            size = sizes[-2] + sizes[-1]
-            means[-2:] = [(means[-2] * sizes[-2] + means[-1] * sizes[-1]) / size]
-            sizes[-2:] = [size]
-    return np.repeat(means, sizes)
+def monotone_path(attention: np.ndarray, floor: float = 1e-4) -> np.ndarray:
+    """The character each code sings: the path through (T, C) attention that starts at character 0, moves on by
+    at most one character per code and never goes back, with the largest sum of log attention (a Viterbi pass).
+
+    Decoding the whole path at once lets the clear stretches of the attention carry the blurred ones: mean word
+    start error 0.83 s against 1.02 s for a per-code argmax made monotone (docs/lyrics-alignment.md)."""
+    log_attention = np.log(np.maximum(attention.astype(np.float64), 0.0) + floor)
+    steps, characters = log_attention.shape
+    score = np.full(characters, -np.inf)
+    score[0] = log_attention[0, 0]
+    advanced = np.zeros((steps, characters), dtype=bool)  # the best way into (t, c) came from (t - 1, c - 1)
+    for t in range(1, steps):
+        from_previous = np.concatenate(([-np.inf], score[:-1]))
+        advanced[t] = from_previous > score
+        score = np.where(advanced[t], from_previous, score) + log_attention[t]
+    path = np.zeros(steps, dtype=np.int64)
+    path[-1] = int(np.argmax(score))
+    for t in range(steps - 1, 0, -1):
+        path[t - 1] = path[t] - int(advanced[t, path[t]])
+    return path
 
 
 def word_timings(text: str, attention: np.ndarray, seconds_per_code: float) -> list[WordTiming]:
@@ -75,7 +83,7 @@ def word_timings(text: str, attention: np.ndarray, seconds_per_code: float) -> l
     the times never decrease."""
     if attention.shape[0] == 0 or attention.shape[1] == 0:
         return []
-    position = monotone_fit(attention.argmax(axis=1))
+    position = monotone_path(attention)
     words = []
     for match in re.finditer(r"\S+", text):
         hits = np.flatnonzero(position >= match.start())

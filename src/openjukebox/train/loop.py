@@ -114,7 +114,9 @@ def train(run_dir: Path, model: nn.Module, settings: TrainSettings, kind: str, f
         train_model = DistributedDataParallel(model, broadcast_buffers=False)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     full = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    if state is not None:
+    if state is not None and all(isinstance(k, int) for k in state["optimizer"]["state"]):
+        optimizer.load_state_dict(state["optimizer"])  # a run saved before sharding support: keyed by index
+    elif state is not None:
         set_optimizer_state_dict(model, optimizer, optim_state_dict=state["optimizer"], options=full)
     main = distributed.is_main()
     log = MetricsLog(run_dir, step, "log", enabled=main)
