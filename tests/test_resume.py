@@ -66,6 +66,28 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path, music_dir):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
 
 
+def test_a_run_saved_with_index_keyed_optimizer_state_resumes_exactly(tmp_path, music_dir):
+    """Runs saved before sharding support keyed the optimizer state by parameter index (torch's own
+    Optimizer.state_dict()); such a run resumes to the same weights as one never stopped."""
+    from openjukebox.train.checkpoint import TRAINING_STATE
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train_vqvae(music_dir, straight, "tiny", steps=12, batch_size=2, save_every=6, progress=False)
+    train_vqvae(music_dir, resumed, "tiny", steps=6, batch_size=2, save_every=6, progress=False)
+    state_file = latest_checkpoint(resumed) / TRAINING_STATE
+    state = torch.load(state_file, weights_only=True)
+    names = state["optimizer"]["param_groups"][0]["params"]
+    assert all(isinstance(n, str) for n in names)  # today's format: keyed by parameter name
+    state["optimizer"] = {"state": {names.index(n): v for n, v in state["optimizer"]["state"].items()},
+                          "param_groups": [{**state["optimizer"]["param_groups"][0], "params": list(range(len(names)))}]}
+    torch.save(state, state_file)
+    train_vqvae(music_dir, resumed, "tiny", steps=12, batch_size=2, save_every=6, progress=False)
+    a = load_file(str(latest_checkpoint(straight) / "model.safetensors"))
+    b = load_file(str(latest_checkpoint(resumed) / "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
 def test_rerun_on_a_finished_run_does_nothing(tmp_path, music_dir):
     run = tmp_path / "run"
     assert train_vqvae(music_dir, run, "tiny", steps=3, batch_size=2, save_every=3, progress=False) == 3

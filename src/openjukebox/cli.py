@@ -130,11 +130,13 @@ def _sample_request(args: argparse.Namespace):
 
 def cmd_sample(args: argparse.Namespace) -> None:
     from .bundle import load_bundle
+    from .models import resolve_model
     from .sample.pipeline import sample
 
     request = _sample_request(args)
     request.check()
-    for path in sample(load_bundle(args.model, _device(args.device), _dtype(args.dtype)), args.out, request):
+    bundle = load_bundle(resolve_model(args.model), _device(args.device), _dtype(args.dtype))
+    for path in sample(bundle, args.out, request):
         print(f"wrote {path}")
 
 
@@ -153,12 +155,24 @@ def cmd_upsample(args: argparse.Namespace) -> None:
 def cmd_align(args: argparse.Namespace) -> None:
     from .bundle import load_bundle
     from .lyrics.text import read_lyrics_file
+    from .models import resolve_model
     from .sample.pipeline import align_audio
 
-    bundle = load_bundle(args.model, _device(args.device))
+    bundle = load_bundle(resolve_model(args.model), _device(args.device))
     for path in align_audio(bundle, args.audio, read_lyrics_file(args.lyrics_file), args.out, args.artist,
                             args.genre):
         print(f"wrote {path}")
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from .models import list_models
+
+    for info in list_models(args.cache):
+        labels = ""
+        if info.artists or info.genres:
+            shown = ", ".join(info.artists[:8]) + (f", ... ({len(info.artists)} in all)" if len(info.artists) > 8 else "")
+            labels = f"\n    artists: {shown}\n    genres: {', '.join(info.genres[:8])}"
+        print(f"{info.name}  [{info.kind}, {info.megabytes:,.1f} MB]  {info.path}{labels}")
 
 
 def cmd_codes_build(args: argparse.Namespace) -> None:
@@ -260,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, helptext in (("sample", "sample songs from a bundle"), ("upsample", "finish a sampling run")):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--model", required=True, help="model bundle directory")
+        p.add_argument("--model", default=None, help="bundle directory, or the name of one from 'openjukebox models' "
+                       "(default: the embedded model)")
         p.add_argument("--device", default="auto")
         p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
                        help="the priors' weights and compute type (bfloat16 halves their memory)")
@@ -293,6 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_bundle)
 
+    p = sub.add_parser("models", help="list the embedded model and the models in the cache, with their labels")
+    p.add_argument("--cache", default=None, metavar="DIR", help="default: $OPENJUKEBOX_CACHE, else "
+                   "$XDG_CACHE_HOME/openjukebox, else ~/.cache/openjukebox")
+    p.set_defaults(func=cmd_models)
+
     p = sub.add_parser("download", help="fetch the released OpenAI Jukebox checkpoints (re-running resumes)")
     p.add_argument("model", help="5b, 5b_lyrics or 1b_lyrics, or one file such as vqvae or upsampler_level_0")
     p.add_argument("--cache", default=None, metavar="DIR", help="where to keep them (default: $OPENJUKEBOX_CACHE, else "
@@ -301,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("align", help="which words of the lyrics are sung when, in an existing song")
     p.add_argument("audio")
-    p.add_argument("--model", required=True, help="bundle with a lyrics prior")
+    p.add_argument("--model", required=True, help="bundle with a lyrics prior (a directory or a name from "
+                   "'openjukebox models')")
     p.add_argument("--lyrics-file", required=True)
     p.add_argument("--out", required=True, help="folder for lyrics.lrc, lyrics.json, lyrics.png")
     p.add_argument("--artist", default=None)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .bundle import Bundle, load_bundle
+from .models import resolve_model
 from .sample.pipeline import SampleRequest, align_audio, sample
 
 
@@ -20,10 +21,11 @@ class Jukebox:
         self.bundle = bundle
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu",
+    def load(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
              dtype: torch.dtype | None = None) -> Jukebox:
-        """`dtype=torch.bfloat16` holds the priors in half the memory (the released 5B prior needs it on 24 GB GPUs)."""
-        return cls(load_bundle(path, device, dtype))
+        """A bundle folder, a bundle's name in the cache, or (None) the embedded model. `dtype=torch.bfloat16` holds
+        the priors in half the memory (the released 5B prior needs it on 24 GB GPUs)."""
+        return cls(load_bundle(resolve_model(path), device, dtype))
 
     def sample(self, out: str | os.PathLike, duration: float, progress: bool = True, **options) -> list[Path]:
         """New songs; options are those of `SampleRequest` (artist, genres, n, seed, temperature, top_k, top_p,

@@ -1,0 +1,120 @@
+"""Objective music measures (openjukebox.music_measures) for groups of audio files, as a markdown table of
+mean ± std per group: for a model card, to show that samples sit nearer the training music than noise does.
+
+    python scripts/measure_music.py 'samples=runs/x/*.wav' 'training=data/embedded/train/*.ogg' --noise \\
+        [--seconds 10] [--json measures.json]
+
+Each argument is NAME=GLOB (quote it so that the shell leaves the pattern alone; ** works). Every file gives
+clips of --seconds: the start of a short file, or up to 3 evenly spaced excerpts away from the ends of one at
+least twice as long, so that intros and fade-outs do not stand for the whole song. Statistics are over clips.
+--noise adds a reference group of white noise clips at -20 dBFS (fixed seed), as many as the largest group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from openjukebox.audio import load_audio
+from openjukebox.errors import OpenJukeboxError
+from openjukebox.music_measures import music_measures
+
+SAMPLE_RATE = 22050
+COLUMNS = {"spectral_flatness": ("flatness", "{:.4f}"), "onset_rate": ("onsets/s", "{:.2f}"),
+           "pitch_salience": ("pitch salience", "{:.3f}"), "rms_db": ("RMS dBFS", "{:.1f}")}
+
+
+def excerpt_starts(length: int, size: int) -> list[int]:
+    """Where the clips of one file start: its beginning when it is short, else up to 3 evenly spaced excerpts
+    whose centres split the file into equal parts (so they never overlap and never touch the ends)."""
+    count = min(3, length // size - 1)
+    if count < 1:
+        return [0]
+    return [round((i + 1) * length / (count + 1) - size / 2) for i in range(count)]
+
+
+def measure_group(pattern: str, seconds: float) -> list[dict]:
+    paths = sorted(glob.glob(pattern, recursive=True))
+    if not paths:
+        raise OpenJukeboxError(f"{pattern}: matches no files")
+    size, clips = round(seconds * SAMPLE_RATE), []
+    for path in paths:
+        audio = load_audio(path, sample_rate=SAMPLE_RATE, mono=True)[0]
+        for start in excerpt_starts(len(audio), size):
+            clips.append({"file": path, "start_s": round(start / SAMPLE_RATE, 2),
+                          **music_measures(audio[start:start + size], SAMPLE_RATE)})
+    return clips
+
+
+def noise_group(count: int, seconds: float) -> list[dict]:
+    rng = np.random.default_rng(0)
+    return [{"file": f"white noise {i}", "start_s": 0.0,
+             **music_measures(0.1 * rng.standard_normal(round(seconds * SAMPLE_RATE)), SAMPLE_RATE)}
+            for i in range(count)]
+
+
+def summarise(clips: list[dict]) -> dict:
+    summary = {"files": len({c["file"] for c in clips}), "clips": len(clips)}
+    for key in COLUMNS:
+        values = np.array([c[key] for c in clips], dtype=np.float64)
+        values = values[np.isfinite(values)]  # silent clips have no flatness or salience
+        summary[key] = {"mean": float(values.mean()) if values.size else None,
+                        "std": float(values.std()) if values.size else None}
+    return summary
+
+
+def _finite(clips: list[dict]) -> list[dict]:
+    """NaN (a silent clip's flatness) as null, since JSON has no NaN."""
+    return [{k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in c.items()} for c in clips]
+
+
+def markdown_table(summaries: dict[str, dict]) -> str:
+    lines = ["| group | files | clips | " + " | ".join(title for title, _ in COLUMNS.values()) + " |",
+             "|---|---:|---:|" + "---:|" * len(COLUMNS)]
+    for name, s in summaries.items():
+        cells = []
+        for key, (_, fmt) in COLUMNS.items():
+            m = s[key]
+            cells.append("n/a" if m["mean"] is None else f"{fmt.format(m['mean'])} ± {fmt.format(m['std'])}")
+        lines.append(f"| {name} | {s['files']} | {s['clips']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("groups", nargs="+", metavar="NAME=GLOB")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each clip (default 10)")
+    parser.add_argument("--noise", action="store_true", help="add a white noise group at -20 dBFS as a reference")
+    parser.add_argument("--json", type=Path, help="also write the summaries and per-clip numbers here")
+    args = parser.parse_args()
+    if not args.seconds > 0:
+        parser.error("--seconds must be positive")
+    groups = {}
+    for arg in args.groups:
+        name, sep, pattern = arg.partition("=")
+        if not sep or not name or not pattern:
+            parser.error(f"{arg!r}: each group must be NAME=GLOB")
+        if name in groups:
+            parser.error(f"{name!r}: the group is named twice")
+        groups[name] = pattern
+    try:
+        clips = {name: measure_group(pattern, args.seconds) for name, pattern in groups.items()}
+    except OpenJukeboxError as e:
+        sys.exit(f"error: {e}")
+    if args.noise:
+        clips["white noise"] = noise_group(max(len(c) for c in clips.values()), args.seconds)
+    summaries = {name: summarise(c) for name, c in clips.items()}
+    print(markdown_table(summaries))
+    if args.json:
+        args.json.write_text(json.dumps({"seconds": args.seconds, "sample_rate": SAMPLE_RATE,
+                                         "groups": {name: {**summaries[name], "per_clip": _finite(clips[name])}
+                                                    for name in clips}}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

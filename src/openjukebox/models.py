@@ -1,0 +1,82 @@
+"""Which models this installation can use: the embedded one shipped inside the package, and bundles in the
+cache, so that sampling needs no path, no download and no GPU on the first try."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .download import FILES, cache_dir
+from .errors import CheckpointError
+
+EMBEDDED = "embedded"
+EMBEDDED_PATH = Path(__file__).parent / "embedded"
+MANIFEST = "manifest.json"  # the bundle manifest's name (bundle.MANIFEST; not imported, to keep torch out of here)
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    path: Path
+    kind: str  # "embedded", "bundle", or "original checkpoint" (downloaded, to be converted with convert-openai)
+    artists: list[str] = field(default_factory=list)
+    genres: list[str] = field(default_factory=list)
+    megabytes: float = 0.0
+
+
+def _size(path: Path) -> float:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) / 1e6
+
+
+def _bundle_info(name: str, path: Path, kind: str) -> ModelInfo:
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        raise CheckpointError(f"{path}/{MANIFEST}: missing or corrupt bundle manifest") from None
+    table = manifest.get("label_table") or {}
+    artists = manifest.get("artists") or sorted(table.get("artists", {}))
+    genres = manifest.get("genres") or sorted(table.get("genres", {}))
+    return ModelInfo(name, path, kind, list(artists), list(genres), _size(path))
+
+
+def embedded_model() -> Path:
+    """The bundle shipped in the package: the default of `sample`."""
+    if not (EMBEDDED_PATH / MANIFEST).is_file():
+        raise CheckpointError(f"{EMBEDDED_PATH}: the embedded model is missing from this installation "
+                              "(reinstall openjukebox, or pass --model)")
+    return EMBEDDED_PATH
+
+
+def _cached_bundles(cache: Path) -> list[Path]:
+    if not cache.is_dir():
+        return []
+    return sorted(p.parent for p in [*cache.glob(f"*/{MANIFEST}"), *cache.glob(f"*/*/{MANIFEST}")])
+
+
+def list_models(cache: str | os.PathLike | None = None) -> list[ModelInfo]:
+    """The embedded model, every bundle in the cache folder (one or two levels down), and the released original
+    checkpoint files downloaded there."""
+    cache = Path(cache).expanduser().absolute() if cache is not None else cache_dir()
+    models = [_bundle_info(EMBEDDED, embedded_model(), EMBEDDED)]
+    models += [_bundle_info(str(p.relative_to(cache)), p, "bundle") for p in _cached_bundles(cache)]
+    for name, entry in FILES.items():
+        path = cache / entry.path
+        if path.is_file():
+            models.append(ModelInfo(name, path, "original checkpoint", megabytes=_size(path)))
+    return models
+
+
+def resolve_model(model: str | os.PathLike | None, cache: str | os.PathLike | None = None) -> Path:
+    """A bundle's folder from what a user typed: nothing or 'embedded' is the embedded model, an existing folder
+    is itself, and otherwise a bundle of that name in the cache folder."""
+    if model is None or str(model) == EMBEDDED:
+        return embedded_model()
+    if Path(model).expanduser().exists():
+        return Path(model).expanduser()
+    cache = Path(cache).expanduser().absolute() if cache is not None else cache_dir()
+    if (cache / model / MANIFEST).is_file():
+        return cache / model
+    raise CheckpointError(f"no model '{model}': not a folder, nor a bundle in {cache} (see 'openjukebox models')")

@@ -1,0 +1,80 @@
+"""The music measures against facts known without them: the flatness of white noise (exp(-Euler's gamma) for a
+chi-squared power spectrum), the level of a full-scale sine, the number of clicks in a click train."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from openjukebox.audio import save_audio
+from openjukebox.music_measures import (measure_file, music_measures, onset_rate, pitch_salience, rms_db,
+                                        spectral_flatness)
+
+SR = 22050
+T = np.arange(4 * SR) / SR
+
+
+def white_noise(seconds: float = 4.0) -> np.ndarray:
+    return 0.1 * np.random.default_rng(0).standard_normal(round(seconds * SR))
+
+
+def harmonic_tone(f0: float = 220.0) -> np.ndarray:
+    return 0.2 * sum(np.sin(2 * np.pi * f0 * k * T) / k for k in range(1, 6))
+
+
+def click_train(per_second: int = 4) -> np.ndarray:
+    audio = 0.02 * np.sin(2 * np.pi * 330 * T)  # a quiet tone under the clicks, so the frames are not silent
+    audio[((np.arange(len(T) * per_second // SR) + 0.5) * SR / per_second).astype(int)] += 0.8
+    return audio
+
+
+def test_white_noise_is_flat_and_unpitched():
+    noise = white_noise()
+    assert 0.45 <= spectral_flatness(noise, SR) <= 0.65  # exp(-0.5772) = 0.561 in theory
+    assert pitch_salience(noise, SR) < 0.35
+    assert onset_rate(noise, SR) < 0.5  # stationary: nothing starts
+
+
+def test_harmonic_tone_is_peaky_and_pitched():
+    tone = harmonic_tone()
+    assert spectral_flatness(tone, SR) < 0.05
+    assert pitch_salience(tone, SR) > 0.9
+
+
+def test_click_train_onsets_are_counted():
+    assert 3.5 <= onset_rate(click_train(4), SR) <= 4.5
+
+
+def test_steady_tone_has_no_onsets():
+    assert onset_rate(harmonic_tone(), SR) < 0.5
+
+
+def test_silence_has_no_flatness_or_pitch():
+    silence = np.zeros(SR, dtype=np.float32)
+    assert math.isnan(spectral_flatness(silence, SR))
+    assert math.isnan(pitch_salience(silence, SR))
+    assert onset_rate(silence, SR) == 0.0
+    assert rms_db(silence) < -150
+
+
+def test_rms_db_of_full_scale_sine():
+    sine = np.sin(2 * np.pi * 441 * T)  # a whole number of periods, so the mean square is exactly 1/2
+    assert rms_db(sine) == pytest.approx(20 * math.log10(1 / math.sqrt(2)), abs=1e-3)  # -3.0103
+    assert rms_db(white_noise()) == pytest.approx(-20.0, abs=0.1)
+
+
+def test_stereo_is_measured_as_its_mono_mix():
+    tone = harmonic_tone()
+    stereo = np.stack([tone + white_noise(), tone - white_noise()])
+    assert music_measures(stereo, SR) == pytest.approx(music_measures(tone, SR), rel=1e-6)
+
+
+def test_measure_file_resamples(tmp_path):
+    path = save_audio(tmp_path / "tone.wav", np.stack([np.sin(2 * np.pi * 220 * np.arange(2 * 44100) / 44100)] * 2),
+                      44100)
+    measures = measure_file(path)
+    assert set(measures) == {"spectral_flatness", "onset_rate", "pitch_salience", "rms_db"}
+    assert measures["rms_db"] == pytest.approx(-3.01, abs=0.05)
+    assert measures["pitch_salience"] > 0.9
