@@ -2,7 +2,10 @@
 (scripts/make_sung_songs.py): `openjukebox align`'s word start times against the true ones, beside the linear
 baseline (a word starts at its character's fraction of the song).
 
-    python scripts/measure_alignment.py --model BUNDLE --data data/sung/heldout --out runs/alignment
+    python scripts/measure_alignment.py --model BUNDLE --data data/sung/heldout --out runs/alignment \
+        [--layer L --head H | --scan]
+
+Choose a head with --scan on one set of songs (data/sung/validation), then measure it on another (heldout).
 """
 
 from __future__ import annotations
@@ -15,24 +18,25 @@ from pathlib import Path
 import numpy as np
 
 from openjukebox.bundle import load_bundle
+from openjukebox.prior.attention import ENCODER_DECODER, PREFIX
 from openjukebox.sample.pipeline import align_audio
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    data, out = Path(args.data), Path(args.out)
+def summary(e: np.ndarray) -> dict:
+    return {"mean_abs_error_s": round(float(e.mean()), 3), "median_abs_error_s": round(float(np.median(e)), 3),
+            "within_0.25s": round(float((e <= 0.25).mean()), 3), "within_0.5s": round(float((e <= 0.5).mean()), 3)}
+
+
+def word_errors(bundle, data: Path, out: Path, layer: int | None, head: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """|predicted - true| word start times of every song in data, for the model and for the linear baseline."""
     truth = json.loads((data / "truth.json").read_text())
     with open(data / "metadata.csv", newline="") as f:
         rows = {row["path"]: row for row in csv.DictReader(f)}
-    bundle = load_bundle(args.model)
     errors, baseline = [], []
     for name, known in truth.items():
         row = rows[name]
-        align_audio(bundle, data / name, row["lyrics"], out / Path(name).stem, row["artist"], [row["genre"]])
+        align_audio(bundle, data / name, row["lyrics"], out / Path(name).stem, row["artist"], [row["genre"]],
+                    layer=layer, head=head)
         words = json.loads((out / Path(name).stem / "lyrics.json").read_text())
         assert [w["word"] for w in words["words"]] == known["words"]
         predicted = np.array([w["start"] for w in words["words"]])
@@ -41,12 +45,32 @@ def main() -> None:
         linear = chars / len(words["lyrics"]) * known["seconds"]
         errors.append(np.abs(predicted - true))
         baseline.append(np.abs(linear - true))
-    errors, baseline = np.concatenate(errors), np.concatenate(baseline)
-    report = {"songs": len(truth), "words": int(errors.size)}
-    for label, e in (("model", errors), ("linear_baseline", baseline)):
-        report[label] = {"mean_abs_error_s": round(float(e.mean()), 3), "median_abs_error_s": round(float(np.median(e)), 3),
-                         "within_0.25s": round(float((e <= 0.25).mean()), 3),
-                         "within_0.5s": round(float((e <= 0.5).mean()), 3)}
+    return np.concatenate(errors), np.concatenate(baseline)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--layer", type=int, default=None, help="attention layer to read (default: the model's)")
+    parser.add_argument("--head", type=int, default=None, help="attention head to read (default: the model's)")
+    parser.add_argument("--scan", action="store_true", help="every layer and head that reads the lyrics, in turn")
+    args = parser.parse_args()
+    data, out = Path(args.data), Path(args.out)
+    bundle = load_bundle(args.model)
+    config = bundle.priors[2].config
+    if args.scan:
+        reading = [d for d, p in enumerate(config.transformer.layer_patterns()) if p in (ENCODER_DECODER, PREFIX)]
+        heads = [(layer, head) for layer in reading for head in range(config.transformer.heads)]
+    else:
+        heads = [(args.layer, args.head)]
+    report = {}
+    for layer, head in heads:
+        errors, baseline = word_errors(bundle, data, out / f"layer{layer}-head{head}", layer, head)
+        report[f"layer {layer} head {head}"] = summary(errors)
+    report["linear_baseline"] = summary(baseline)
+    report["songs"], report["words"] = len(json.loads((data / "truth.json").read_text())), int(baseline.size)
     print(json.dumps(report, indent=1))
 
 

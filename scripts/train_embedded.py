@@ -22,9 +22,10 @@ from pathlib import Path
 import soundfile
 import torch
 
-from openjukebox.bundle import MANIFEST, assemble_bundle, prior_location, load_prior
+from openjukebox.bundle import MANIFEST, assemble_bundle, load_prior, prior_location
 from openjukebox.data.code_cache import CODES, build_code_cache
 from openjukebox.data.dataset import AudioFolder
+from openjukebox.fileio import atomic_write_text
 from openjukebox.prior.evaluation import evaluate_prior, load_evaluation_codes
 from openjukebox.prior.training import train_prior
 from openjukebox.vqvae.evaluation import evaluate_vqvae
@@ -65,6 +66,19 @@ def prepare_data(data: Path) -> None:
         print(f"{folder}: {len(rows)} tracks")
 
 
+def write_model_licence(bundle: Path, data: Path) -> None:
+    """The weights are trained on GPL-2+ music, so they are offered under the same licence, crediting its composers."""
+    with open(data / "train" / "metadata.csv", newline="", encoding="utf-8") as f:
+        composers = sorted({row["artist"] for row in csv.DictReader(f) if row["artist"]})
+    (bundle / "LICENSE.md").write_text(
+        "# The embedded model's licence\n\n"
+        "These weights were trained on tracks of The Battle for Wesnoth's soundtrack (Debian package "
+        "wesnoth-1.16-music), licensed under the GNU General Public License, version 2 or later. The weights are "
+        "offered under the same licence, GPL-2.0-or-later. The openjukebox code that uses them is MIT.\n\n"
+        "Music by: " + ", ".join(composers) + ".\n\n"
+        "How the model was made, and how well it does: docs/embedded-model.md in the openjukebox repository.\n")
+
+
 def build_caches(work: Path, data: Path) -> None:
     for split in ("train", "heldout"):
         out = work / f"codes-{split}"
@@ -93,7 +107,6 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("data/embedded"))
     parser.add_argument("--install", action="store_true", help=f"copy the bundle to {PACKAGE_MODEL}")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
 
     prepare_data(args.data)
     train_vqvae(args.data / "vqvae", args.work / "vqvae", "small", steps=2000, batch_size=8, save_every=250,
@@ -107,9 +120,10 @@ def main() -> None:
         shutil.rmtree(bundle, ignore_errors=True)  # an interrupted write
         assemble_bundle(args.work / "vqvae", {level: args.work / f"prior{level}" for level in range(3)}, bundle,
                         dtype=torch.float16)
+    write_model_licence(bundle, args.data)
     metrics = args.work / "metrics.json"
     if not metrics.is_file():
-        metrics.write_text(json.dumps(evaluate(args.work, args.data, bundle), indent=2) + "\n")
+        atomic_write_text(metrics, json.dumps(evaluate(args.work, args.data, bundle), indent=2) + "\n")
     print(f"bundle: {bundle}; held-out metrics: {metrics}")
     if args.install:
         shutil.rmtree(PACKAGE_MODEL, ignore_errors=True)

@@ -116,6 +116,22 @@ def test_alignment_is_written_beside_the_audio_in_order(tmp_path):
         lrc = (out / f"sample-{i}-lyrics.lrc").read_text().splitlines()
         assert len(lrc) == len([line for line in text.split("\n") if line])
         assert all(line.startswith("[") and "<" in line for line in lrc)
+    # Another head can be read; the model's own head, named explicitly, gives the same alignment as the default.
+    from openjukebox.bundle import load_bundle
+
+    config = load_bundle(bundle).priors[2].config
+    layer = config.alignment_layer_index()
+    audio = out / "sample-0-level2.wav"
+    assert_succeeds(run_cli("align", audio, "--model", bundle, "--lyrics-file", lyrics, "--out", tmp_path / "own"))
+    assert_succeeds(run_cli("align", audio, "--model", bundle, "--lyrics-file", lyrics, "--out", tmp_path / "named",
+                            "--layer", str(layer), "--head", str(config.alignment_head)))
+    assert (tmp_path / "own" / "lyrics.json").read_text() == (tmp_path / "named" / "lyrics.json").read_text()
+    assert_succeeds(run_cli("align", audio, "--model", bundle, "--lyrics-file", lyrics, "--out", tmp_path / "other",
+                            "--layer", str(layer), "--head", "1"))
+    assert_fails(run_cli("align", audio, "--model", bundle, "--lyrics-file", lyrics, "--out", tmp_path / "bad",
+                         "--layer", "0"), mentions="does not attend to the lyrics")
+    assert_fails(run_cli("align", audio, "--model", bundle, "--lyrics-file", lyrics, "--out", tmp_path / "bad",
+                         "--layer", str(layer), "--head", "9"), mentions="alignment head 9")
 
 
 def test_monotone_path_is_the_best_path_by_exhaustive_search():

@@ -160,7 +160,7 @@ def cmd_align(args: argparse.Namespace) -> None:
 
     bundle = load_bundle(resolve_model(args.model), _device(args.device))
     for path in align_audio(bundle, args.audio, read_lyrics_file(args.lyrics_file), args.out, args.artist,
-                            args.genre):
+                            args.genre, layer=args.layer, head=args.head):
         print(f"wrote {path}")
 
 
@@ -325,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "'openjukebox models')")
     p.add_argument("--lyrics-file", required=True)
     p.add_argument("--out", required=True, help="folder for lyrics.lrc, lyrics.json, lyrics.png")
+    p.add_argument("--layer", type=int, default=None, help="read this layer's attention (default: the model's own)")
+    p.add_argument("--head", type=int, default=None, help="read this head's attention (default: the model's own)")
     p.add_argument("--artist", default=None)
     p.add_argument("--genre", action="append")
     p.add_argument("--device", default="auto")

@@ -39,9 +39,10 @@ class Jukebox:
         return sample(self.bundle, out, request, progress)
 
     def align(self, audio_path: str | os.PathLike, lyrics: str, out: str | os.PathLike, artist: str | None = None,
-              genres: list[str] | None = None) -> list[Path]:
-        """Which words of `lyrics` are sung when in the song at audio_path (needs a lyrics model)."""
-        return align_audio(self.bundle, audio_path, lyrics, out, artist, genres)
+              genres: list[str] | None = None, layer: int | None = None, head: int | None = None) -> list[Path]:
+        """Which words of `lyrics` are sung when in the song at audio_path (needs a lyrics model); `layer` and
+        `head` read another attention head than the model's own."""
+        return align_audio(self.bundle, audio_path, lyrics, out, artist, genres, layer=layer, head=head)
 
     def upsample(self, out: str | os.PathLike, progress: bool = True) -> list[Path]:
         """Finish a run that stopped at a higher level (e.g. a `levels=[2]` preview) down to level 0."""

@@ -35,9 +35,10 @@ class WordTiming:
 
 @torch.no_grad()
 def lyrics_attention(prior: Prior, codes: torch.Tensor, labels_at: Callable[[int], Labels], lyrics: list[int],
-                     total_length: int, hop_fraction: float) -> np.ndarray:
+                     total_length: int, hop_fraction: float, layer: int | None = None,
+                     head: int | None = None) -> np.ndarray:
     """(batch, T, len(lyrics)): each top-level code's attention over the whole lyrics, window by window as sampled
-    (each code read from the window that sampled it)."""
+    (each code read from the window that sampled it), in the prior's alignment head or the given one."""
     config = prior.config
     batch, total = codes.shape
     out = np.zeros((batch, total, len(lyrics)), dtype=np.float32)
@@ -47,7 +48,7 @@ def lyrics_attention(prior: Prior, codes: torch.Tensor, labels_at: Callable[[int
         end = min(start + config.n_ctx, total)
         offset = start * config.hop_length
         _, indices = lyrics_window(lyrics, config.n_tokens, total_length, offset, config.window_samples)
-        weights = prior.lyrics_attention(codes[:, start:end].to(device), labels_at(offset).to(device))
+        weights = prior.lyrics_attention(codes[:, start:end].to(device), labels_at(offset).to(device), layer, head)
         index = np.asarray(indices)
         valid = index >= 0
         window = weights[:, done - start:].float().cpu().numpy()

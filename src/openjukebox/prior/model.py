@@ -75,12 +75,14 @@ class PriorConfig:
             raise ConfigError("prior config: a merged lyrics prior's transformer spans the lyrics "
                               f"(prefix_len {self.n_tokens}) and the music")
 
-    def alignment_layer_index(self) -> int:
-        """The encoder-decoder or prefix layer whose attention shows which characters are being sung."""
+    def alignment_layer_index(self, layer: int | None = None) -> int:
+        """The encoder-decoder or prefix layer whose attention shows which characters are being sung: `layer`, or
+        the configured one."""
         reading = [d for d, p in enumerate(self.transformer.layer_patterns()) if p in (ENCODER_DECODER, PREFIX)]
-        layer = reading[-1] if reading and self.alignment_layer == -1 else self.alignment_layer
+        layer = self.alignment_layer if layer is None else layer
+        layer = reading[-1] if reading and layer == -1 else layer
         if layer not in reading:
-            raise ConfigError(f"prior config: alignment layer {layer} does not attend to the lyrics")
+            raise ConfigError(f"alignment layer {layer} does not attend to the lyrics (layers that do: {reading})")
         return layer
 
     @property
@@ -219,13 +221,17 @@ class Prior(nn.Module):
         return logits, lyric_logits
 
     @torch.no_grad()
-    def lyrics_attention(self, codes: torch.Tensor, labels: Labels) -> torch.Tensor:
+    def lyrics_attention(self, codes: torch.Tensor, labels: Labels, layer: int | None = None,
+                         head: int | None = None) -> torch.Tensor:
         """(batch, T, n_tokens): how much each code of a window attends to each of its lyric tokens, in the
-        alignment layer and head (paper section 5.3)."""
-        layer = self.config.alignment_layer_index()
+        alignment layer and head (paper section 5.3), or in `layer` and `head` when given."""
+        layer = self.config.alignment_layer_index(layer)
+        head = self.config.alignment_head if head is None else head
+        if not 0 <= head < self.config.transformer.heads:
+            raise ConfigError(f"alignment head {head}: this prior has heads 0 to {self.config.transformer.heads - 1}")
         self.forward(codes, labels, record_layer=layer)
         attention = self.transformer.blocks[layer].attn
-        weights, attention.recorded = attention.recorded[:, self.config.alignment_head], None
+        weights, attention.recorded = attention.recorded[:, head], None
         return weights[:, self.config.lead:, : self.config.n_tokens]
 
     def loss(self, codes: torch.Tensor, labels: Labels | None = None,

@@ -109,22 +109,24 @@ def _labels_for(bundle: Bundle, request: SampleRequest, total_length: int):
 
 
 def _align(prior, codes: torch.Tensor, labels_at, request: SampleRequest, out: Path, total_length: int,
-           sample_rate: int, stems: list[str]) -> list[Path]:
+           sample_rate: int, stems: list[str], layer: int | None = None, head: int | None = None) -> list[Path]:
     """Which words are sung when, per sample: STEM.lrc, .json and .png."""
     vocabulary = vocabulary_of_size(prior.config.n_vocab)
     tokens = vocabulary.encode(request.lyrics)
     if not tokens:
         return []
-    attention = lyrics_attention(prior, codes, labels_at, tokens, total_length, request.hop_fraction)
+    attention = lyrics_attention(prior, codes, labels_at, tokens, total_length, request.hop_fraction, layer, head)
     seconds = prior.config.hop_length / sample_rate
     return [path for i, stem in enumerate(stems)
             for path in write_alignment(out, stem, vocabulary.decode(tokens), attention[i], seconds)]
 
 
 def align_audio(bundle: Bundle, audio_path: str | os.PathLike, lyrics: str, out_dir: str | os.PathLike,
-                artist: str | None = None, genres: list[str] | None = None, hop_fraction: float = 0.5) -> list[Path]:
+                artist: str | None = None, genres: list[str] | None = None, hop_fraction: float = 0.5,
+                layer: int | None = None, head: int | None = None) -> list[Path]:
     """Align the lyrics of an existing song: its top-level codes read by the lyrics prior, as when sampling.
-    Writes lyrics.lrc, lyrics.json and lyrics.png into out_dir."""
+    Writes lyrics.lrc, lyrics.json and lyrics.png into out_dir. `layer`/`head` choose another attention head
+    than the model's own (the paper chose its heads by looking at them)."""
     prior = bundle.prior(2)
     if not prior.config.n_tokens:
         raise ConfigError("this model does not sing: it has no lyrics conditioning to align with")
@@ -142,7 +144,7 @@ def align_audio(bundle: Bundle, audio_path: str | os.PathLike, lyrics: str, out_
     labels = _labels_for(bundle, request, total_length)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return _align(prior, codes, labels, request, out, total_length, rate, ["lyrics"])
+    return _align(prior, codes, labels, request, out, total_length, rate, ["lyrics"], layer, head)
 
 
 def _level_path(out: Path, level: int) -> Path:

@@ -1,0 +1,61 @@
+"""The embedded model: shipped in the package, the default of `sample`, and listed by `openjukebox models`."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+
+from openjukebox.cli import main
+from openjukebox.errors import CheckpointError
+from openjukebox.models import EMBEDDED_PATH, list_models, resolve_model
+
+
+def test_embedded_bundle_is_small_enough_for_the_wheel():
+    files = [p for p in EMBEDDED_PATH.rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"manifest.json", "model.safetensors", "config.json"}
+    assert sum(p.stat().st_size for p in files) < 50e6
+
+
+@pytest.mark.slow
+def test_sample_with_no_model_makes_music_through_all_three_levels(tmp_path, capsys):
+    """Fast settings, all three levels on CPU: a second of finite, audible audio at the model's rate."""
+    out = tmp_path / "first"
+    assert main(["sample", "--duration", "1", "--out", str(out), "--seed", "3", "--device", "cpu"]) == 0
+    wavs = sorted(out.glob("*level0*.wav")) or sorted(out.glob("*.wav"))
+    assert wavs, capsys.readouterr().out
+    audio, rate = soundfile.read(wavs[0])
+    manifest = json.loads((EMBEDDED_PATH / "vqvae" / "config.json").read_text())
+    assert rate == manifest["sample_rate"]
+    assert len(audio) >= rate * 0.95
+    assert np.isfinite(audio).all()
+    assert 1e-3 < np.sqrt(np.mean(audio ** 2)) < 1.0
+
+
+def test_models_lists_the_embedded_model_cached_bundles_and_downloads(tmp_path, capsys):
+    from openjukebox.bundle import init_bundle
+
+    init_bundle("tiny", tmp_path / "mine", artists=["ana", "bo"], genres=["folk"])
+    (tmp_path / "5b").mkdir()
+    (tmp_path / "5b" / "vqvae.pth.tar").write_bytes(b"x" * 10)
+    models = {m.name: m for m in list_models(tmp_path)}
+    embedded_artists = json.loads((EMBEDDED_PATH / "manifest.json").read_text())["artists"]
+    assert models["embedded"].kind == "embedded" and models["embedded"].artists == embedded_artists
+    assert models["mine"].kind == "bundle" and models["mine"].artists == ["ana", "bo"]
+    assert models["mine"].genres == ["folk"]
+    assert models["vqvae"].kind == "original checkpoint"
+    assert main(["models", "--cache", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "embedded" in printed and "mine" in printed and "ana, bo" in printed and embedded_artists[1] in printed
+
+
+def test_model_names_resolve_to_folders(tmp_path):
+    from openjukebox.bundle import init_bundle
+
+    init_bundle("tiny", tmp_path / "mine")
+    assert resolve_model(None) == EMBEDDED_PATH
+    assert resolve_model("embedded") == EMBEDDED_PATH
+    assert resolve_model("mine", cache=tmp_path) == tmp_path / "mine"
+    assert resolve_model(str(tmp_path / "mine")) == tmp_path / "mine"
+    with pytest.raises(CheckpointError, match="no model 'nope'.*openjukebox models"):
+        resolve_model("nope", cache=tmp_path)
