@@ -37,6 +37,9 @@ HELDOUT = ("frantic", "traveling_minstrels")  # two composers' pieces never seen
 VQVAE_TRACKS = ("battle", "knolls", "wanderer", "heroes_rite", "the_deep_path", "northerners")  # docs/vqvae-results.md
 SKIP = ("silence",)  # ten seconds of nothing
 PRIOR_STEPS = {2: 6000, 1: 3000, 0: 3000}
+# A clip samples as the start of a song this long unless asked otherwise: the training tracks last minutes, and
+# the only ones under 19 s (the shortest timing bin) are victory and defeat jingles that end in silence.
+SONG_SECONDS = 180.0
 PACKAGE_MODEL = Path(__file__).resolve().parents[1] / "src" / "openjukebox" / "embedded"
 
 
@@ -120,6 +123,8 @@ def main() -> None:
         shutil.rmtree(bundle, ignore_errors=True)  # an interrupted write
         assemble_bundle(args.work / "vqvae", {level: args.work / f"prior{level}" for level in range(3)}, bundle,
                         dtype=torch.float16)
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    atomic_write_text(bundle / MANIFEST, json.dumps({**manifest, "song_seconds": SONG_SECONDS}, indent=2) + "\n")
     write_model_licence(bundle, args.data)
     metrics = args.work / "metrics.json"
     if not metrics.is_file():

@@ -135,3 +135,30 @@ def test_vqvae_commands_accept_a_bundle(tmp_path, bundle_dir, music_dir):
     result = cli("vqvae", "decode", tmp_path / "c.npz", "--model", bundle_dir, "--level", 2, "--out", tmp_path / "x.wav")
     assert result.returncode == 0, result.stderr
     assert sf.info(tmp_path / "x.wav").frames == 16000
+
+
+def test_song_seconds_sets_the_timing_conditioning(tmp_path, bundle_dir):
+    """Saying the clip begins a song as long as itself changes nothing; a longer song changes the timing labels
+    and so the codes; a bundle's own default acts as if the request had said it; a song shorter than the clip is
+    refused."""
+    import json
+    import shutil
+
+    bundle = load_bundle(bundle_dir)
+
+    def codes(out, **options):
+        sample(bundle, tmp_path / out, SampleRequest(duration=1.0, seed=5, levels=[2], **options), progress=False)
+        return np.load(tmp_path / out / "level2.npz")["codes"]
+
+    plain = codes("plain")
+    assert np.array_equal(plain, codes("same", song_seconds=1.0))
+    long = codes("long", song_seconds=200.0)
+    assert not np.array_equal(plain, long)
+    with_default = tmp_path / "with-default"
+    shutil.copytree(bundle_dir, with_default)
+    manifest = json.loads((with_default / "manifest.json").read_text())
+    (with_default / "manifest.json").write_text(json.dumps({**manifest, "song_seconds": 200.0}))
+    bundle = load_bundle(with_default)
+    assert np.array_equal(long, codes("default"))
+    result = cli("sample", "--model", bundle_dir, "--duration", 2, "--song-seconds", 1, "--out", tmp_path / "short")
+    assert result.returncode == 1 and "--song-seconds (1.0) must be at least --duration (2.0)" in result.stderr

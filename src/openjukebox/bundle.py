@@ -34,6 +34,9 @@ class Bundle:
     genres: list[str]
     label_table: LabelTable | None = None  # a released model's original id tables
     device: torch.device = torch.device("cpu")
+    # The song length (seconds) the timing conditioning assumes when a request does not say: a clip of a few
+    # seconds otherwise asks for a song that short, which the training data may only know as jingles.
+    song_seconds: float | None = None
 
     def label_ids(self, artist: str | None, genres: list[str] | None) -> tuple[int, list[int]]:
         """Vocabulary ids, refusing unknown names with the closest known ones (id 0 when not given)."""
@@ -200,4 +203,4 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu", dty
     table = manifest.get("label_table")
     label_table = None if table is None else LabelTable(table["version"], table["artists"], table["genres"])
     return Bundle(path, vqvae, priors, list(manifest["artists"]), list(manifest["genres"]), label_table,
-                  torch.device(device))
+                  torch.device(device), manifest.get("song_seconds"))

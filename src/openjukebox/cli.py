@@ -125,7 +125,7 @@ def _sample_request(args: argparse.Namespace):
     return SampleRequest(duration=args.duration, n=args.n, seed=args.seed, artist=args.artist, lyrics=lyrics,
                          genres=args.genre or [], temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                          hop_fraction=args.hop_fraction, levels=levels, prompt=args.prompt,
-                         prompt_seconds=args.prompt_seconds, schedule=args.schedule)
+                         prompt_seconds=args.prompt_seconds, schedule=args.schedule, song_seconds=args.song_seconds)
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -284,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.set_defaults(func=cmd_upsample)
             continue
         p.add_argument("--duration", type=float, required=True, help="seconds")
+        p.add_argument("--song-seconds", type=float, default=None,
+                       help="length of the song this clip begins, for the timing conditioning "
+                            "(default: the model's own, else --duration)")
         p.add_argument("--out", required=True, help="output directory; re-running continues it")
         p.add_argument("--artist", default=None)
         p.add_argument("--genre", action="append", help="repeat for several genres")

@@ -46,6 +46,9 @@ class SampleRequest:
     # Labels changing mid-song: "0:artist=A,genre=G;30:artist=B" (seconds; unnamed fields carry over).
     schedule: str | None = None
     lyrics: str = ""  # what the song sings, for a lyrics model ("" = instrumental)
+    # The length of the song this clip begins, for the timing conditioning and the lyrics' pace (the original's
+    # total_sample_length_in_seconds). None: the bundle's own default, else `duration`.
+    song_seconds: float | None = None
 
     def check(self) -> None:
         if not self.duration > 0:
@@ -54,6 +57,8 @@ class SampleRequest:
             raise ConfigError(f"--n must be positive, got {self.n}")
         if not self.levels or self.levels != list(range(2, 2 - len(self.levels), -1)):
             raise ConfigError(f"--levels must be 2, 2,1 or 2,1,0, got {','.join(map(str, self.levels))}")
+        if self.song_seconds is not None and not self.song_seconds >= self.duration:
+            raise ConfigError(f"--song-seconds ({self.song_seconds}) must be at least --duration ({self.duration})")
         if self.prompt is not None and not 0 < self.prompt_seconds < self.duration:
             raise ConfigError("--prompt-seconds must be positive and shorter than --duration")
 
@@ -184,7 +189,8 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     out = Path(out_dir)
     saved = out / REQUEST
     if saved.is_file():
-        previous = json.loads(saved.read_text())
+        # Fields added since an older run was saved take their defaults.
+        previous = {**asdict(SampleRequest(duration=request.duration)), **json.loads(saved.read_text())}
         mine = asdict(request)
         if {k: v for k, v in previous.items() if k != "levels"} != {k: v for k, v in mine.items() if k != "levels"}:
             raise ConfigError(f"{out}: holds a different sampling request; use another --out or the same options")
@@ -192,7 +198,9 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     rate = vq.config.sample_rate
     n_samples = round(request.duration * rate)
     top_tokens = -(-n_samples // vq.hop_lengths[2])
-    labels = _labels_for(bundle, request, top_tokens * vq.hop_lengths[2])
+    song_seconds = request.song_seconds or bundle.song_seconds or 0.0
+    song_length = max(top_tokens * vq.hop_lengths[2], round(song_seconds * rate))
+    labels = _labels_for(bundle, request, song_length)
     prompts = _prompt_codes(bundle, request)  # every input is checked before anything is written
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(saved, json.dumps(asdict(request), indent=2) + "\n")
@@ -226,6 +234,6 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
         stems = [f"sample-{i}-lyrics" for i in range(request.n)]
         if level == 2 and request.lyrics and prior.config.n_tokens and \
                 not all((out / f"{stem}.json").is_file() for stem in stems):  # done by an earlier run: same codes
-            written += _align(prior, codes, labels, request, out, top_tokens * vq.hop_lengths[2], rate, stems)
+            written += _align(prior, codes, labels, request, out, song_length, rate, stems)
         upper = codes
     return written
