@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from openjukebox.bundle import load_bundle
-from openjukebox.prior.attention import ENCODER_DECODER, PREFIX
 from openjukebox.sample.pipeline import align_audio
 
 
@@ -61,8 +60,7 @@ def main() -> None:
     bundle = load_bundle(args.model)
     config = bundle.priors[2].config
     if args.scan:
-        reading = [d for d, p in enumerate(config.transformer.layer_patterns()) if p in (ENCODER_DECODER, PREFIX)]
-        heads = [(layer, head) for layer in reading for head in range(config.transformer.heads)]
+        heads = [(layer, head) for layer in config.lyrics_layers() for head in range(config.transformer.heads)]
     else:
         heads = [(args.layer, args.head)]
     report = {}

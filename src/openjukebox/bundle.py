@@ -13,6 +13,7 @@ import torch
 from .compat.label_ids import LabelTable
 from .errors import CheckpointError, ConfigError
 from .fileio import atomic_write_text
+from .models import MANIFEST
 from .prior.config import prior_config_from_dict, prior_config_to_json, prior_preset
 from .prior.conditioning import Labels
 from .prior.model import Prior, PriorConfig
@@ -21,7 +22,6 @@ from .vqvae.config import VQVAEConfig, preset as vqvae_preset
 from .vqvae.loading import CONFIG_FILE, load_vqvae
 from .vqvae.model import VQVAE
 
-MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 
 

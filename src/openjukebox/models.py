@@ -13,7 +13,7 @@ from .errors import CheckpointError
 
 EMBEDDED = "embedded"
 EMBEDDED_PATH = Path(__file__).parent / "embedded"
-MANIFEST = "manifest.json"  # the bundle manifest's name (bundle.MANIFEST; not imported, to keep torch out of here)
+MANIFEST = "manifest.json"  # every bundle's manifest; defined here (not in bundle.py) so that listing needs no torch
 
 
 @dataclass

@@ -75,10 +75,14 @@ class PriorConfig:
             raise ConfigError("prior config: a merged lyrics prior's transformer spans the lyrics "
                               f"(prefix_len {self.n_tokens}) and the music")
 
+    def lyrics_layers(self) -> list[int]:
+        """The encoder-decoder or prefix layers: those whose attention can show which characters are sung."""
+        return [d for d, p in enumerate(self.transformer.layer_patterns()) if p in (ENCODER_DECODER, PREFIX)]
+
     def alignment_layer_index(self, layer: int | None = None) -> int:
         """The encoder-decoder or prefix layer whose attention shows which characters are being sung: `layer`, or
         the configured one."""
-        reading = [d for d, p in enumerate(self.transformer.layer_patterns()) if p in (ENCODER_DECODER, PREFIX)]
+        reading = self.lyrics_layers()
         layer = self.alignment_layer if layer is None else layer
         layer = reading[-1] if reading and layer == -1 else layer
         if layer not in reading:
