@@ -2,7 +2,9 @@
 measuring lyrics alignment.
 
 Each word of a small vocabulary is sung once at each of a few pitches (`text2wave -mode singing`); songs are
-random sequences of those notes with short rests, so every word's start time is exact. Writes WAVs (16 kHz),
+random sequences of those notes with short rests, so every word's start time is exact. `--rest` and `--breaks` make
+the timing uneven (long rests, silent breaks between lines), which moves the words away from where a linear spread of
+the lyrics over the song puts them. Writes WAVs (16 kHz),
 `metadata.csv` (path, artist, genre, lyrics: five words a line) and `truth.json` (each song's word start times).
 
     apt-get install festival festvox-kallpc16k
@@ -47,6 +49,10 @@ def main() -> None:
     parser.add_argument("--songs", type=int, default=60)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rest", type=float, nargs=2, default=(0.05, 0.4), metavar=("MIN", "MAX"),
+                        help="seconds of rest after each word, drawn uniformly")
+    parser.add_argument("--breaks", type=float, nargs=2, default=(0.0, 0.0), metavar=("MIN", "MAX"),
+                        help="seconds of silence after each line of five words, drawn uniformly")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -58,7 +64,10 @@ def main() -> None:
         pieces, words, starts, t = [], [], [], 0
         while True:
             word, note = WORDS[rng.integers(len(WORDS))], NOTES[rng.integers(len(NOTES))]
-            rest = np.zeros(int(rng.uniform(0.05, 0.4) * RATE), np.float32)
+            seconds = rng.uniform(*args.rest)
+            if args.breaks[1] > 0 and len(words) % 5 == 4:
+                seconds += rng.uniform(*args.breaks)
+            rest = np.zeros(int(seconds * RATE), np.float32)
             if (t + len(notes[word, note]) + len(rest)) / RATE > args.seconds:
                 break
             starts.append(round(t / RATE, 4))
