@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--songs", type=int, default=60)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prefix", default="",
+                        help="start each file name with this; songs of other prefixes already in --out are kept")
     parser.add_argument("--rest", type=float, nargs=2, default=(0.05, 0.4), metavar=("MIN", "MAX"),
                         help="seconds of rest after each word, drawn uniformly")
     parser.add_argument("--breaks", type=float, nargs=2, default=(0.0, 0.0), metavar=("MIN", "MAX"),
@@ -60,6 +62,11 @@ def main() -> None:
         notes = {(w, n): sing(w, n, Path(tmp)) for w in WORDS for n in NOTES}
     rng = np.random.default_rng(args.seed)
     truth, rows = {}, []
+    if args.prefix and (out / "truth.json").is_file():
+        truth = {k: v for k, v in json.loads((out / "truth.json").read_text()).items()
+                 if not k.startswith(args.prefix)}
+        with open(out / "metadata.csv", newline="") as f:
+            rows = [row for row in csv.DictReader(f) if row["path"] in truth]
     for s in range(args.songs):
         pieces, words, starts, t = [], [], [], 0
         while True:
@@ -75,7 +82,7 @@ def main() -> None:
             pieces += [notes[word, note], rest]
             t += len(notes[word, note]) + len(rest)
         audio = np.concatenate(pieces)
-        name = f"sung-{s:03d}.wav"
+        name = f"{args.prefix}sung-{s:03d}.wav"
         sf.write(out / name, audio, RATE)
         lyrics = "\n".join(" ".join(words[i: i + 5]) for i in range(0, len(words), 5))
         rows.append({"path": name, "artist": "festival", "genre": "sung", "lyrics": lyrics})
@@ -85,7 +92,7 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     (out / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
-    print(f"wrote {args.songs} songs to {out}")
+    print(f"wrote {args.songs} songs to {out} ({len(rows)} in all)")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ baseline (a word starts at its character's fraction of the song).
         [--layer L --head H | --scan]
 
 Choose a head with --scan on one set of songs (data/sung/validation), then measure it on another (heldout).
+The report is printed and written to OUT/report.json.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def main() -> None:
         report[f"layer {layer} head {head}"] = summary(errors)
     report["linear_baseline"] = summary(baseline)
     report["songs"], report["words"] = len(json.loads((data / "truth.json").read_text())), int(baseline.size)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
 
 
