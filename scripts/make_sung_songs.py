@@ -4,8 +4,8 @@ measuring lyrics alignment.
 Each word of a small vocabulary is sung once at each of a few pitches (`text2wave -mode singing`); songs are
 random sequences of those notes with short rests, so every word's start time is exact. `--rest` and `--breaks` make
 the timing uneven (long rests, silent breaks between lines), which moves the words away from where a linear spread of
-the lyrics over the song puts them. Writes WAVs (16 kHz),
-`metadata.csv` (path, artist, genre, lyrics: five words a line) and `truth.json` (each song's word start times).
+the lyrics over the song puts them. Writes WAVs (16 kHz), `metadata.csv` (path, artist, genre, lyrics: five words a
+line) and `truth.json` (each song's word start times).
 
     apt-get install festival festvox-kallpc16k
     python scripts/make_sung_songs.py --out data/sung --songs 60 --seconds 20

@@ -20,21 +20,23 @@ from openjukebox.vqvae.loading import load_vqvae
 WORD_SECONDS = 0.6  # one beat at 100 BPM, the length of every sung note
 
 
-def code_histograms(vqvae, data: Path, level: int) -> tuple[np.ndarray, np.ndarray]:
-    """(words, codebook_size) unit-norm histograms of the codes under each word, and the words."""
+def code_histograms(vqvae, data: Path) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per level, the (words, codebook_size) unit-norm histograms of the codes under each word; and the words.
+    Each song is encoded once, for all levels."""
     truth = json.loads((data / "truth.json").read_text())
-    rate, hop, size = vqvae.config.sample_rate, vqvae.hop_lengths[level], vqvae.config.codebook_size
-    features, words = [], []
+    rate, size = vqvae.config.sample_rate, vqvae.config.codebook_size
+    features, words = [[] for _ in vqvae.hop_lengths], []
     for name, known in truth.items():
         audio = load_audio(data / name, sample_rate=rate, mono=True)
         with torch.no_grad():
-            codes = vqvae.encode(torch.from_numpy(audio)[None])[level][0].numpy()
+            codes = [c[0].numpy() for c in vqvae.encode(torch.from_numpy(audio)[None])]
         for word, start in zip(known["words"], known["starts"]):
-            counts = np.bincount(codes[int(start * rate / hop): int((start + WORD_SECONDS) * rate / hop)],
-                                 minlength=size).astype(np.float64)
-            features.append(counts / np.linalg.norm(counts))
             words.append(word)
-    return np.array(features), np.array(words)
+            for level, hop in enumerate(vqvae.hop_lengths):
+                under = codes[level][int(start * rate / hop): int((start + WORD_SECONDS) * rate / hop)]
+                counts = np.bincount(under, minlength=size).astype(np.float64)
+                features[level].append(counts / np.linalg.norm(counts))
+    return [np.array(f) for f in features], np.array(words)
 
 
 def main() -> None:
@@ -45,11 +47,11 @@ def main() -> None:
     args = parser.parse_args()
     vqvae, _ = load_vqvae(args.vqvae)
     vqvae.eval()
+    fit_levels, fit_words = code_histograms(vqvae, Path(args.fit))
+    test_levels, test_words = code_histograms(vqvae, Path(args.test))
+    vocabulary = np.unique(fit_words)
     report = {}
-    for level in range(vqvae.config.levels):
-        fit, fit_words = code_histograms(vqvae, Path(args.fit), level)
-        test, test_words = code_histograms(vqvae, Path(args.test), level)
-        vocabulary = np.unique(fit_words)
+    for level, (fit, test) in enumerate(zip(fit_levels, test_levels)):
         centroids = np.stack([fit[fit_words == w].mean(0) for w in vocabulary])
         predicted = vocabulary[np.argmax(test @ centroids.T, axis=1)]
         report[f"level {level}"] = round(float((predicted == test_words).mean()), 3)
