@@ -5,7 +5,8 @@ Each word of a small vocabulary is sung once at each of a few pitches (`text2wav
 random sequences of those notes with short rests, so every word's start time is exact. `--rest` and `--breaks` make
 the timing uneven (long rests, silent breaks between lines), which moves the words away from where a linear spread of
 the lyrics over the song puts them. Writes WAVs (16 kHz), `metadata.csv` (path, artist, genre, lyrics: five words a
-line) and `truth.json` (each song's word start times).
+line) and `truth.json` (each song's word start times); with `--lrc`, also each song's timed lyrics beside it (NAME.lrc,
+word-level), from which training takes its lyrics windows.
 
     apt-get install festival festvox-kallpc16k
     python scripts/make_sung_songs.py --out data/sung --songs 60 --seconds 20
@@ -16,12 +17,15 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from openjukebox.lyrics.alignment import WordTiming, to_lrc
 
 WORDS = ("sun", "moon", "river", "golden", "morning", "dancing", "silver", "heart", "fire", "rain", "summer",
          "shadow", "flying", "ocean", "wonder", "light", "sweet", "winter", "dream", "mountain")
@@ -43,6 +47,12 @@ def sing(word: str, note: str, folder: Path) -> np.ndarray:
     return audio
 
 
+def word_level_lrc(lyrics: str, starts: list[float]) -> str:
+    """The lyrics as enhanced LRC, every word with its start time, in the form `sample` writes alignments."""
+    words = [WordTiming(m.group(), start, m.start(), True) for m, start in zip(re.finditer(r"\S+", lyrics), starts)]
+    return to_lrc(lyrics, words)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
@@ -55,6 +65,7 @@ def main() -> None:
                         help="seconds of rest after each word, drawn uniformly")
     parser.add_argument("--breaks", type=float, nargs=2, default=(0.0, 0.0), metavar=("MIN", "MAX"),
                         help="seconds of silence after each line of five words, drawn uniformly")
+    parser.add_argument("--lrc", action="store_true", help="write each song's word timing beside it as NAME.lrc")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -87,6 +98,8 @@ def main() -> None:
         lyrics = "\n".join(" ".join(words[i: i + 5]) for i in range(0, len(words), 5))
         rows.append({"path": name, "artist": "festival", "genre": "sung", "lyrics": lyrics})
         truth[name] = {"words": words, "starts": starts, "seconds": len(audio) / RATE}
+        if args.lrc:
+            (out / name).with_suffix(".lrc").write_text(word_level_lrc(lyrics, starts))
     with open(out / "metadata.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["path", "artist", "genre", "lyrics"])
         writer.writeheader()

@@ -114,15 +114,16 @@ def cmd_init(args: argparse.Namespace) -> None:
 
 
 def _sample_request(args: argparse.Namespace):
-    from .lyrics.text import read_lyrics_file
+    from .lyrics.timing import TimedLyrics, read_timed_lyrics
     from .sample.pipeline import SampleRequest
 
     try:
         levels = [int(level) for level in args.levels.split(",")]
     except ValueError:
         raise OpenJukeboxError(f"--levels must be 2, 2,1 or 2,1,0, got {args.levels}") from None
-    lyrics = read_lyrics_file(args.lyrics_file) if args.lyrics_file else ""
-    return SampleRequest(duration=args.duration, n=args.n, seed=args.seed, artist=args.artist, lyrics=lyrics,
+    lyrics = read_timed_lyrics(args.lyrics_file) if args.lyrics_file else TimedLyrics("")
+    return SampleRequest(duration=args.duration, n=args.n, seed=args.seed, artist=args.artist, lyrics=lyrics.text,
+                         lyrics_timing=lyrics.anchors,
                          genres=args.genre or [], temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                          hop_fraction=args.hop_fraction, levels=levels, prompt=args.prompt,
                          prompt_seconds=args.prompt_seconds, schedule=args.schedule, song_seconds=args.song_seconds)
@@ -154,13 +155,14 @@ def cmd_upsample(args: argparse.Namespace) -> None:
 
 def cmd_align(args: argparse.Namespace) -> None:
     from .bundle import load_bundle
-    from .lyrics.text import read_lyrics_file
+    from .lyrics.timing import read_timed_lyrics
     from .models import resolve_model
     from .sample.pipeline import align_audio
 
+    lyrics = read_timed_lyrics(args.lyrics_file)
     bundle = load_bundle(resolve_model(args.model), _device(args.device))
-    for path in align_audio(bundle, args.audio, read_lyrics_file(args.lyrics_file), args.out, args.artist,
-                            args.genre, layer=args.layer, head=args.head):
+    for path in align_audio(bundle, args.audio, lyrics.text, args.out, args.artist, args.genre, layer=args.layer,
+                            head=args.head, lyrics_timing=lyrics.anchors):
         print(f"wrote {path}")
 
 
@@ -299,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--levels", default="2,1,0", help="2 (top only, fast preview), 2,1 or 2,1,0")
         p.add_argument("--prompt", default=None, help="audio to continue")
         p.add_argument("--prompt-seconds", type=float, default=0.0)
-        p.add_argument("--lyrics-file", default=None, help="UTF-8 text the song sings (lyrics models)")
+        p.add_argument("--lyrics-file", default=None, help="UTF-8 text the song sings (lyrics models); "
+                       "an .lrc file also says when each line or word is sung")
         p.add_argument("--schedule", default=None, help="labels changing mid-song: '0:artist=A,genre=G;30:artist=B'")
         p.set_defaults(func=cmd_sample)
 

@@ -39,10 +39,13 @@ class Jukebox:
         return sample(self.bundle, out, request, progress)
 
     def align(self, audio_path: str | os.PathLike, lyrics: str, out: str | os.PathLike, artist: str | None = None,
-              genres: list[str] | None = None, layer: int | None = None, head: int | None = None) -> list[Path]:
+              genres: list[str] | None = None, layer: int | None = None, head: int | None = None,
+              lyrics_timing: tuple[tuple[float, int], ...] = ()) -> list[Path]:
         """Which words of `lyrics` are sung when in the song at audio_path (needs a lyrics model); `layer` and
-        `head` read another attention head than the model's own."""
-        return align_audio(self.bundle, audio_path, lyrics, out, artist, genres, layer=layer, head=head)
+        `head` read another attention head than the model's own; `lyrics_timing` (from `read_timed_lyrics`) places
+        the model's windows of lyrics."""
+        return align_audio(self.bundle, audio_path, lyrics, out, artist, genres, layer=layer, head=head,
+                           lyrics_timing=lyrics_timing)
 
     def upsample(self, out: str | os.PathLike, progress: bool = True) -> list[Path]:
         """Finish a run that stopped at a higher level (e.g. a `levels=[2]` preview) down to level 0."""

@@ -65,6 +65,8 @@ def build_code_cache(vqvae_dir: str | os.PathLike, data_dir: str | os.PathLike, 
         for level, codes in enumerate(model.encode(audio.to(device))):
             rows[level].append(codes[0].cpu().numpy())
         labels = {"artist": file.artist, "genre": file.genre, "lyrics": file.lyrics}
+        if file.lyrics_timing:
+            labels["lyrics_timing"] = file.lyrics_timing
         clips.append(CodedClip(source=file.path, offset=0.0, duration=file.length / model.config.sample_rate,
                                length=file.length, labels=labels))
     levels = pad_levels(rows)

@@ -1,5 +1,6 @@
 """A folder of audio files as a training set of random crops.
 
+Lyrics come from the metadata table, or from NAME.lrc beside NAME.wav, which also says when each word is sung.
 Files are decoded once into a cache of float16 arrays at the model's sample rate (memory-mapped, so a crop
 costs a slice, not a decode), keyed by path, size and modification time: re-running training never
 re-decodes, and adding a file decodes only that file. Unreadable files are skipped with one warning.
@@ -20,6 +21,7 @@ import torch
 from ..audio import AUDIO_EXTENSIONS, load_audio
 from ..errors import AudioError, DataError
 from ..fileio import atomic_path, atomic_write_text
+from ..lyrics.timing import read_lrc
 from .metadata import find_metadata, read_metadata
 
 INDEX_VERSION = 1
@@ -34,6 +36,7 @@ class AudioFile:
     artist: str = ""
     genre: str = ""
     lyrics: str = ""
+    lyrics_timing: str = ""  # from NAME.lrc beside the audio: anchors as JSON (openjukebox.lyrics.timing)
 
 
 @dataclass
@@ -42,6 +45,14 @@ class Batch:
     file_index: torch.Tensor  # (batch,) which file each crop came from
     offset: torch.Tensor  # (batch,) crop start in samples; with total_length this is the timing-conditioning input
     total_length: torch.Tensor  # (batch,) the whole file's length in samples
+
+
+def _timed_lyrics(lrc: Path, lyrics: str) -> dict[str, str]:
+    """The lyrics and their timing from an LRC file beside the audio, which must sing what the metadata says."""
+    timed = read_lrc(lrc)
+    if lyrics.strip() and lyrics.split() != timed.text.split():
+        raise DataError(f"{lrc}: its lyrics differ from the metadata's 'lyrics' for the same song; keep one of them")
+    return {"lyrics": timed.text, "lyrics_timing": timed.anchors_json()}
 
 
 def list_audio_files(data_dir: Path) -> list[Path]:
@@ -86,7 +97,10 @@ class AudioFolder:
             if "error" in entry:
                 unreadable.append(f"{rel} ({entry['error']})")
                 continue
-            files.append(AudioFile(rel, entry["channels"], entry["length"], entry["cache"], **labels.get(rel, {})))
+            fields = dict(labels.get(rel, {}))
+            if path.with_suffix(".lrc").is_file():
+                fields.update(_timed_lyrics(path.with_suffix(".lrc"), fields.get("lyrics", "")))
+            files.append(AudioFile(rel, entry["channels"], entry["length"], entry["cache"], **fields))
         try:
             atomic_write_text(index_path, json.dumps({"version": INDEX_VERSION, "files": entries}))
         except OSError as e:

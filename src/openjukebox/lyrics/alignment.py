@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from ..prior.conditioning import Labels
 from ..prior.model import Prior
 from ..sample.ancestral import window_starts
 from .text import lyrics_window
+from .timing import lrc_stamp
 
 
 @dataclass
@@ -36,9 +37,10 @@ class WordTiming:
 @torch.no_grad()
 def lyrics_attention(prior: Prior, codes: torch.Tensor, labels_at: Callable[[int], Labels], lyrics: list[int],
                      total_length: int, hop_fraction: float, layer: int | None = None,
-                     head: int | None = None) -> np.ndarray:
+                     head: int | None = None, timing: Sequence[tuple[int, int]] = ()) -> np.ndarray:
     """(batch, T, len(lyrics)): each top-level code's attention over the whole lyrics, window by window as sampled
-    (each code read from the window that sampled it), in the prior's alignment head or the given one."""
+    (each code read from the window that sampled it), in the prior's alignment head or the given one; `timing` is the
+    lyrics' (sample, token) anchors, if they were timed when sampled."""
     config = prior.config
     batch, total = codes.shape
     out = np.zeros((batch, total, len(lyrics)), dtype=np.float32)
@@ -47,7 +49,7 @@ def lyrics_attention(prior: Prior, codes: torch.Tensor, labels_at: Callable[[int
     for start in window_starts(total, config.n_ctx, hop_fraction):
         end = min(start + config.n_ctx, total)
         offset = start * config.hop_length
-        _, indices = lyrics_window(lyrics, config.n_tokens, total_length, offset, config.window_samples)
+        _, indices = lyrics_window(lyrics, config.n_tokens, total_length, offset, config.window_samples, timing)
         weights = prior.lyrics_attention(codes[:, start:end].to(device), labels_at(offset).to(device), layer, head)
         index = np.asarray(indices)
         valid = index >= 0
@@ -93,11 +95,6 @@ def word_timings(text: str, attention: np.ndarray, seconds_per_code: float) -> l
     return words
 
 
-def _stamp(seconds: float) -> str:
-    minutes, rest = divmod(seconds, 60)
-    return f"{int(minutes):02d}:{rest:05.2f}"
-
-
 def to_lrc(text: str, words: list[WordTiming]) -> str:
     """Enhanced LRC: a line's time, then each word's time before it."""
     lines, line_start, cursor = [], 0, 0
@@ -106,7 +103,7 @@ def to_lrc(text: str, words: list[WordTiming]) -> str:
         cursor += len(in_line)
         line_start += len(line) + 1
         if in_line:
-            lines.append(f"[{_stamp(in_line[0].start)}]" + " ".join(f"<{_stamp(w.start)}>{w.word}" for w in in_line))
+            lines.append(f"[{lrc_stamp(in_line[0].start)}]" + " ".join(f"<{lrc_stamp(w.start)}>{w.word}" for w in in_line))
     return "\n".join(lines) + "\n"
 
 

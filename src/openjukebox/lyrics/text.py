@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -93,14 +94,16 @@ def vocabulary_of_size(n_vocab: int) -> LyricsVocabulary:
     raise ConfigError(f"a lyrics vocabulary of {n_vocab} tokens is unknown; openjukebox knows 80 (v2) and 79 (v3)")
 
 
-def lyrics_window(tokens: list[int], n_tokens: int, total_length: int, offset: int,
-                  duration: int) -> tuple[list[int], list[int]]:
+def lyrics_window(tokens: list[int], n_tokens: int, total_length: int, offset: int, duration: int,
+                  timing: Sequence[tuple[int, int]] = ()) -> tuple[list[int], list[int]]:
     """The n_tokens lyric tokens the models condition on for audio [offset, offset + duration) of a song.
 
     As in the original, lyrics are taken to run at a steady pace through the song: the window is centred on the
     token as far through the lyrics as the middle of the audio is through the song, moved to lie within them;
-    shorter lyrics are left-padded with 0. The second list holds each window token's index in `tokens` (-1 for
-    padding), which is what lyric-to-audio alignment is reported in. Lengths are in samples.
+    shorter lyrics are left-padded with 0. With `timing`, (sample, token index) anchors from timed lyrics
+    (`openjukebox.lyrics.timing`), the steady pace holds only between anchors, so the window follows the singing.
+    The second list holds each window token's index in `tokens` (-1 for padding), which is what lyric-to-audio
+    alignment is reported in. Lengths are in samples.
     """
     if n_tokens <= 0 or n_tokens % 2:
         raise ConfigError(f"lyrics window of {n_tokens} tokens: it must be a positive even number")
@@ -110,9 +113,22 @@ def lyrics_window(tokens: list[int], n_tokens: int, total_length: int, offset: i
         padding = n_tokens - len(tokens)
         return [0] * padding + list(tokens), [-1] * padding + list(range(len(tokens)))
     half = n_tokens // 2
-    middle = int(len(tokens) * (offset + duration / 2.0) / total_length)
+    if timing:
+        middle = int(sung_position(timing, offset + duration / 2.0, total_length, len(tokens)))
+    else:
+        middle = int(len(tokens) * (offset + duration / 2.0) / total_length)
     middle = min(max(middle, half), len(tokens) - half)
     return list(tokens[middle - half:middle + half]), list(range(middle - half, middle + half))
+
+
+def sung_position(timing: Sequence[tuple[int, int]], sample: float, total_length: int, n_tokens: int) -> float:
+    """How far through the lyrics (in tokens) the singing is at `sample`: a steady pace between the (sample, token)
+    anchors of `timing`, and from the song's start and to its end before the first and after the last."""
+    points = [(0, 0), *timing, (max(total_length, timing[-1][0]), n_tokens)]
+    for (start, first), (end, last) in zip(points, points[1:]):
+        if sample <= end:
+            return float(last) if end == start else first + (last - first) * (sample - start) / (end - start)
+    return float(n_tokens)
 
 
 def read_lyrics_file(path: str | os.PathLike) -> str:

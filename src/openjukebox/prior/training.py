@@ -16,6 +16,7 @@ from ..data.code_cache import CodeCache, load_code_cache
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_write_text
 from ..lyrics.text import lyrics_window, vocabulary_of_size
+from ..lyrics.timing import TimedLyrics, anchors_from_json, token_timing
 from ..train import distributed
 from ..train.checkpoint import latest_checkpoint, load_weights
 from ..train.loop import TrainSettings, train
@@ -28,6 +29,9 @@ VOCAB_FILE = "vocab.json"
 INITIAL = "initial"  # weights a new run starts from (e.g. written by `prior add-lyrics`)
 
 
+ClipLyrics = tuple[list[int], list[tuple[int, int]]]  # tokens, and (sample, token) anchors when timed
+
+
 @dataclass
 class PriorBatch:
     codes: torch.Tensor  # (batch, n_ctx)
@@ -36,7 +40,7 @@ class PriorBatch:
 
 
 def sample_windows(cache: CodeCache, prior_level: int, n_ctx: int, batch: int, generator: np.random.Generator,
-                   upsampler: bool, max_genres: int, lyrics: list[list[int]] | None = None,
+                   upsampler: bool, max_genres: int, lyrics: list[ClipLyrics] | None = None,
                    n_tokens: int = 0) -> PriorBatch:
     """Random windows of n_ctx tokens (aligned to the level above for upsamplers), clips drawn by length; for a
     lyrics prior, each window's n_tokens lyric tokens from `lyrics` (every clip's encoded lyrics)."""
@@ -61,19 +65,24 @@ def sample_windows(cache: CodeCache, prior_level: int, n_ctx: int, batch: int, g
         totals.append(codes.clips[clip].length)
         offsets.append(start * hop)
         if n_tokens:
-            lyric_windows.append(lyrics_window(lyrics[clip], n_tokens, totals[-1], offsets[-1], n_ctx * hop)[0])
+            tokens, timing = lyrics[clip]
+            lyric_windows.append(lyrics_window(tokens, n_tokens, totals[-1], offsets[-1], n_ctx * hop, timing)[0])
     labels = Labels(torch.tensor(artists), torch.tensor(genres), torch.tensor(totals), torch.tensor(offsets),
                     torch.tensor(lyric_windows) if n_tokens else None)
     upper = torch.from_numpy(np.stack(uppers)).long() if upsampler else None
     return PriorBatch(torch.from_numpy(np.stack(windows)).long(), labels, upper)
 
 
-def encoded_lyrics(cache: CodeCache, config: PriorConfig) -> list[list[int]] | None:
-    """Every clip's lyrics as the model's tokens, for a lyrics prior."""
+def encoded_lyrics(cache: CodeCache, config: PriorConfig) -> list[ClipLyrics] | None:
+    """Every clip's lyrics as the model's tokens, with their timing where the dataset had it, for a lyrics prior."""
     if not config.n_tokens:
         return None
     vocabulary = vocabulary_of_size(config.n_vocab)
-    return [vocabulary.encode(clip.labels.get("lyrics", "")) for clip in cache.codes.clips]
+    lyrics = []
+    for clip in cache.codes.clips:
+        timed = TimedLyrics(clip.labels.get("lyrics", ""), anchors_from_json(clip.labels.get("lyrics_timing", "")))
+        lyrics.append((vocabulary.encode(timed.text), token_timing(vocabulary, timed, cache.codes.sample_rate)))
+    return lyrics
 
 
 def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, preset_name: str = "tiny",

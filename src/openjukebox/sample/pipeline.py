@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from ..fileio import atomic_path, atomic_write_text
 from ..lyrics.alignment import lyrics_attention, write_alignment
 from ..lyrics.text import lyrics_window, vocabulary_of_size
+from ..lyrics.timing import TimedLyrics, token_timing
 from ..prior.conditioning import Labels
 from .ancestral import sample_level
 
@@ -46,6 +47,9 @@ class SampleRequest:
     # Labels changing mid-song: "0:artist=A,genre=G;30:artist=B" (seconds; unnamed fields carry over).
     schedule: str | None = None
     lyrics: str = ""  # what the song sings, for a lyrics model ("" = instrumental)
+    # When it is sung: (seconds, index in `lyrics` of the character sung from then on), as from an LRC file
+    # (openjukebox.lyrics.timing); empty for the original's steady pace through the song.
+    lyrics_timing: tuple[tuple[float, int], ...] = ()
     # The length of the song this clip begins, for the timing conditioning and the lyrics' pace (the original's
     # total_sample_length_in_seconds). None: the bundle's own default, else `duration`.
     song_seconds: float | None = None
@@ -100,27 +104,35 @@ def _labels_for(bundle: Bundle, request: SampleRequest, total_length: int):
     schedule = [(0.0, request.artist, request.genres)] if request.schedule is None else \
         parse_schedule(request.schedule, request.artist, request.genres)
     entries = [(at, bundle.labels(artist, genres, total_length, request.n)) for at, artist, genres in schedule]
-    tokens = vocabulary_of_size(top.n_vocab).encode(request.lyrics) if top.n_tokens else []
+    tokens, timing = _lyrics_tokens(request, top.n_vocab, rate) if top.n_tokens else ([], [])
 
     def labels_at(offset: int) -> Labels:
         current = [labels for at, labels in entries if at * rate <= offset][-1]
         lyrics = current.lyrics
         if top.n_tokens:
-            window, _ = lyrics_window(tokens, top.n_tokens, total_length, offset, top.window_samples)
+            window, _ = lyrics_window(tokens, top.n_tokens, total_length, offset, top.window_samples, timing)
             lyrics = torch.tensor([window] * request.n)
         return replace(current, offset=torch.full((request.n,), offset), lyrics=lyrics)
 
     return labels_at
 
 
+def _lyrics_tokens(request: SampleRequest, n_vocab: int, sample_rate: int) -> tuple[list[int], list[tuple[int, int]]]:
+    """The request's lyrics as the model's tokens, and their (sample, token) timing anchors when timed."""
+    vocabulary = vocabulary_of_size(n_vocab)
+    timed = TimedLyrics(request.lyrics, tuple(map(tuple, request.lyrics_timing)))
+    return vocabulary.encode(timed.text), token_timing(vocabulary, timed, sample_rate)
+
+
 def _align(prior, codes: torch.Tensor, labels_at, request: SampleRequest, out: Path, total_length: int,
            sample_rate: int, stems: list[str], layer: int | None = None, head: int | None = None) -> list[Path]:
     """Which words are sung when, per sample: STEM.lrc, .json and .png."""
     vocabulary = vocabulary_of_size(prior.config.n_vocab)
-    tokens = vocabulary.encode(request.lyrics)
+    tokens, timing = _lyrics_tokens(request, prior.config.n_vocab, sample_rate)
     if not tokens:
         return []
-    attention = lyrics_attention(prior, codes, labels_at, tokens, total_length, request.hop_fraction, layer, head)
+    attention = lyrics_attention(prior, codes, labels_at, tokens, total_length, request.hop_fraction, layer, head,
+                                 timing)
     seconds = prior.config.hop_length / sample_rate
     return [path for i, stem in enumerate(stems)
             for path in write_alignment(out, stem, vocabulary.decode(tokens), attention[i], seconds)]
@@ -128,10 +140,12 @@ def _align(prior, codes: torch.Tensor, labels_at, request: SampleRequest, out: P
 
 def align_audio(bundle: Bundle, audio_path: str | os.PathLike, lyrics: str, out_dir: str | os.PathLike,
                 artist: str | None = None, genres: list[str] | None = None, hop_fraction: float = 0.5,
-                layer: int | None = None, head: int | None = None) -> list[Path]:
+                layer: int | None = None, head: int | None = None,
+                lyrics_timing: tuple[tuple[float, int], ...] = ()) -> list[Path]:
     """Align the lyrics of an existing song: its top-level codes read by the lyrics prior, as when sampling.
     Writes lyrics.lrc, lyrics.json and lyrics.png into out_dir. `layer`/`head` choose another attention head
-    than the model's own (the paper chose its heads by looking at them)."""
+    than the model's own (the paper chose its heads by looking at them); `lyrics_timing`, a rough timing (such as
+    line-level LRC), places the windows of lyrics the model reads, as when sampling."""
     prior = bundle.prior(2)
     if not prior.config.n_tokens:
         raise ConfigError("this model does not sing: it has no lyrics conditioning to align with")
@@ -144,7 +158,7 @@ def align_audio(bundle: Bundle, audio_path: str | os.PathLike, lyrics: str, out_
         codes = vq.encode(torch.from_numpy(audio)[None].to(next(vq.parameters()).device))[2]
     total_length = codes.shape[1] * vq.hop_lengths[2]
     request = SampleRequest(duration=audio.shape[1] / rate, artist=artist, genres=genres or [], lyrics=lyrics,
-                            hop_fraction=hop_fraction)
+                            lyrics_timing=lyrics_timing, hop_fraction=hop_fraction)
     request.check()
     labels = _labels_for(bundle, request, total_length)
     out = Path(out_dir)
@@ -191,7 +205,7 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     if saved.is_file():
         # Fields added since an older run was saved take their defaults.
         previous = {**asdict(SampleRequest(duration=request.duration)), **json.loads(saved.read_text())}
-        mine = asdict(request)
+        mine = json.loads(json.dumps(asdict(request)))  # as it would be saved: tuples become lists
         if {k: v for k, v in previous.items() if k != "levels"} != {k: v for k, v in mine.items() if k != "levels"}:
             raise ConfigError(f"{out}: holds a different sampling request; use another --out or the same options")
     vq = bundle.vqvae
