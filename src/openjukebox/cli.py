@@ -329,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("audio")
     p.add_argument("--model", required=True, help="bundle with a lyrics prior (a directory or a name from "
                    "'openjukebox models')")
-    p.add_argument("--lyrics-file", required=True)
+    p.add_argument("--lyrics-file", required=True, help="UTF-8 text of the lyrics; an .lrc file's line or word times "
+                   "place the model's windows of lyrics")
     p.add_argument("--out", required=True, help="folder for lyrics.lrc, lyrics.json, lyrics.png")
     p.add_argument("--layer", type=int, default=None, help="read this layer's attention (default: the model's own)")
     p.add_argument("--head", type=int, default=None, help="read this head's attention (default: the model's own)")
