@@ -161,3 +161,16 @@ def test_sample_and_align_with_an_lrc_file(tmp_path):
     bad.write_text("no stamps here\n")
     assert_fails(run_cli("sample", "--model", bundle, "--duration", "1", "--out", tmp_path / "x", "--lyrics-file", bad),
                  mentions="bad.lrc: line 1 has no [mm:ss.xx] time stamp")
+
+
+def test_a_run_saved_before_timed_lyrics_existed_continues(tmp_path):
+    bundle, lyrics = tmp_path / "bundle", tmp_path / "lyrics.txt"
+    lyrics.write_text("la la la\n")
+    assert_succeeds(run_cli("init", "--preset", "tiny-lyrics", "--out", bundle))
+    out = tmp_path / "song"
+    args = ("sample", "--model", bundle, "--duration", "1", "--out", out, "--lyrics-file", lyrics, "--levels", "2")
+    assert_succeeds(run_cli(*args))
+    saved = json.loads((out / "request.json").read_text())
+    del saved["lyrics_timing"]
+    (out / "request.json").write_text(json.dumps(saved))
+    assert_succeeds(run_cli(*args))

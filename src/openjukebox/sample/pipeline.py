@@ -203,9 +203,10 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     out = Path(out_dir)
     saved = out / REQUEST
     if saved.is_file():
-        # Fields added since an older run was saved take their defaults.
-        previous = {**asdict(SampleRequest(duration=request.duration)), **json.loads(saved.read_text())}
-        mine = json.loads(json.dumps(asdict(request)))  # as it would be saved: tuples become lists
+        # Compared as saved (tuples become lists); fields added since an older run was saved take their defaults.
+        previous = json.loads(json.dumps({**asdict(SampleRequest(duration=request.duration)),
+                                          **json.loads(saved.read_text())}))
+        mine = json.loads(json.dumps(asdict(request)))
         if {k: v for k, v in previous.items() if k != "levels"} != {k: v for k, v in mine.items() if k != "levels"}:
             raise ConfigError(f"{out}: holds a different sampling request; use another --out or the same options")
     vq = bundle.vqvae
