@@ -39,6 +39,10 @@ def test_line_level_lrc_with_repeated_lines_an_offset_and_other_stamp_forms():
     assert timed.anchors == ((2.7, 0), (4.5, 3), (61.0, 9))
 
 
+def test_a_blank_lrc_is_an_instrumental_as_a_blank_lyrics_file_is():
+    assert parse_lrc(" \n") == TimedLyrics("")
+
+
 @pytest.mark.parametrize("text, message", [
     ("[00:01.00]one\ntwo\n", "song.lrc: line 2 has no [mm:ss.xx] time stamp: 'two'"),
     ("[00:02.00]one <00:01.00>two\n", "song.lrc: line 1: time 00:01.00 comes before 00:02.00"),

@@ -42,7 +42,10 @@ def anchors_from_json(text: str) -> tuple[tuple[float, int], ...]:
 
 
 def parse_lrc(text: str, source: str = "LRC") -> TimedLyrics:
-    """The lyrics of an LRC file (stamps and tags taken out, lines in order of time) and their anchors."""
+    """The lyrics of an LRC file (stamps and tags taken out, lines in order of time) and their anchors; a blank
+    file is an instrumental, as a blank lyrics file is."""
+    if not text.strip():
+        return TimedLyrics("")
     offset = 0.0
     lines: list[tuple[float, int, str]] = []  # (seconds, line number, text with word stamps)
     for number, line in enumerate(text.splitlines(), 1):
