@@ -8,10 +8,11 @@ import math
 import pytest
 import torch
 
-from openjukebox.data.code_cache import build_code_cache
+from openjukebox.data.code_cache import build_code_cache, load_code_cache
 from openjukebox.prior.attention import ENCODER_DECODER
 from openjukebox.prior.conditioning import Labels
 from openjukebox.prior.config import prior_preset
+from openjukebox.prior.evaluation import evaluate_prior
 from openjukebox.prior.model import Prior
 from openjukebox.prior.surgery import add_lyrics, lyrics_layout
 from openjukebox.prior.training import train_prior
@@ -177,3 +178,21 @@ def test_word_times_from_a_known_attention():
     assert [(w.word, w.start, w.reached) for w in words] == [("la", 0.0, True), ("di", 1.5, True),
                                                               ("da", 4.0, True), ("end", 4.0, False)]
     assert to_lrc(text, words) == "[00:00.00]<00:00.00>la <00:01.50>di\n[00:04.00]<00:04.00>da <00:04.00>end\n"
+
+
+def test_eval_tells_how_much_a_lyrics_prior_listens_to_the_lyrics(lyrics_cache):
+    cache = load_code_cache(lyrics_cache)
+    c = cache.codes
+    config = prior_preset("tiny", 2, c.codebook_size, c.hop_lengths[2], c.sample_rate, len(cache.artists),
+                          len(cache.genres))
+    torch.manual_seed(0)
+    deaf = add_lyrics(Prior(config), 16, ENCODER).eval()  # new layers' outputs start at zero: lyrics change nothing
+    report = evaluate_prior(deaf, cache, windows=8, batch_size=4)
+    assert report["other_lyrics_nats_per_token"] == pytest.approx(report["nats_per_token"], abs=1e-6)
+    with torch.no_grad():
+        for parameter in deaf.parameters():
+            parameter.add_(0.5 * torch.randn_like(parameter))
+    report = evaluate_prior(deaf, cache, windows=16, batch_size=8)
+    assert abs(report["other_lyrics_nats_per_token"] - report["nats_per_token"]) > 1e-4
+    plain = evaluate_prior(Prior(config).eval(), cache, windows=8, batch_size=4)
+    assert "other_lyrics_nats_per_token" not in plain

@@ -221,6 +221,9 @@ def cmd_prior_eval(args: argparse.Namespace) -> None:
     print(f"level {report['level']}: {report['nats_per_token']:.3f} nats/token "
           f"({report['bits_per_second']:.0f} bits/s) vs unigram {report['unigram_nats_per_token']:.3f} nats/token "
           f"({report['unigram_bits_per_second']:.0f} bits/s), {report['tokens']} tokens")
+    if "other_lyrics_nats_per_token" in report:
+        print(f"with other songs' lyrics: {report['other_lyrics_nats_per_token']:.3f} nats/token "
+              f"(the lyrics tell it {report['other_lyrics_nats_per_token'] - report['nats_per_token']:.3f})")
 
 
 def cmd_bundle(args: argparse.Namespace) -> None:

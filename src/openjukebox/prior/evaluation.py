@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,13 @@ from .training import encoded_lyrics, sample_windows
 @torch.no_grad()
 def evaluate_prior(prior: Prior, cache: CodeCache, windows: int = 32, batch_size: int = 8, seed: int = 0) -> dict:
     """NLL in nats per token and bits per second of audio over `windows` random windows; the unigram baseline is
-    the entropy of the code frequencies of those same windows (what a model ignoring context would score)."""
+    the entropy of the code frequencies of those same windows (what a model ignoring context would score).
+    A lyrics prior is also scored with each window given another window's lyrics: how much lower its NLL is with
+    the right ones is how much it listens to the lyrics (a model that learned only the music scores the same)."""
     config = prior.config
     device = prior.pos_emb.device
     generator = np.random.default_rng(seed)
-    total_nll, tokens = 0.0, 0
+    total_nll, other_lyrics_nll, tokens = 0.0, 0.0, 0
     counts = torch.zeros(config.bins, dtype=torch.float64)
     remaining = windows
     lyrics = encoded_lyrics(cache, config)
@@ -35,6 +38,9 @@ def evaluate_prior(prior: Prior, cache: CodeCache, windows: int = 32, batch_size
         upper = None if batch.upper is None else batch.upper.to(device)
         loss = prior.loss(batch.codes.to(device), batch.labels.to(device), upper)
         total_nll += loss.item() * batch.codes.numel()
+        if config.n_tokens:
+            others = replace(batch.labels, lyrics=batch.labels.lyrics.roll(1, 0))
+            other_lyrics_nll += prior.loss(batch.codes.to(device), others.to(device), upper).item() * batch.codes.numel()
         tokens += batch.codes.numel()
         counts += torch.bincount(batch.codes.flatten(), minlength=config.bins).double()
         remaining -= n
@@ -42,10 +48,13 @@ def evaluate_prior(prior: Prior, cache: CodeCache, windows: int = 32, batch_size
     unigram = float(-(probs[probs > 0] * probs[probs > 0].log()).sum())
     nats = total_nll / tokens
     tokens_per_second = cache.codes.sample_rate / config.hop_length
-    return {"level": config.level, "tokens": tokens, "nats_per_token": nats,
-            "bits_per_second": nats / math.log(2) * tokens_per_second,
-            "unigram_nats_per_token": unigram,
-            "unigram_bits_per_second": unigram / math.log(2) * tokens_per_second}
+    report = {"level": config.level, "tokens": tokens, "nats_per_token": nats,
+              "bits_per_second": nats / math.log(2) * tokens_per_second,
+              "unigram_nats_per_token": unigram,
+              "unigram_bits_per_second": unigram / math.log(2) * tokens_per_second}
+    if config.n_tokens:
+        report["other_lyrics_nats_per_token"] = other_lyrics_nll / tokens
+    return report
 
 
 def load_evaluation_codes(codes: str | os.PathLike, prior: Prior, vocab_file: Path) -> CodeCache:
