@@ -29,6 +29,15 @@ from openjukebox.lyrics.alignment import WordTiming, to_lrc
 
 WORDS = ("sun", "moon", "river", "golden", "morning", "dancing", "silver", "heart", "fire", "rain", "summer",
          "shadow", "flying", "ocean", "wonder", "light", "sweet", "winter", "dream", "mountain")
+# More words for --vocabulary above 20: the more words there are, the more the lyrics tell a model about the singing.
+MORE_WORDS = ("love", "night", "day", "home", "road", "sky", "star", "blue", "green", "water", "wind", "fly",
+              "baby", "forever", "never", "always", "hold", "tonight", "burning", "falling", "broken", "city",
+              "train", "window", "garden", "yellow", "purple", "thunder", "lightning", "whisper", "shining", "lonely",
+              "happy", "tender", "wild", "free", "alive", "starlight", "evening", "candle", "flower", "apple", "honey",
+              "sugar", "paper", "letter", "rocket", "planet", "island", "valley", "forest", "desert", "season",
+              "memory", "promise", "kingdom", "thousand", "million", "together", "believe", "remember", "dreamer",
+              "singer", "hunter", "sailor", "soldier", "mother", "father", "brother", "sister", "children",
+              "diamond", "crystal", "velvet", "shadows", "hollow", "echo", "rhythm", "music", "magic")
 NOTES = ("C4", "E4", "G4", "A4")
 RATE = 16000
 
@@ -65,12 +74,17 @@ def main() -> None:
                         help="seconds of rest after each word, drawn uniformly")
     parser.add_argument("--breaks", type=float, nargs=2, default=(0.0, 0.0), metavar=("MIN", "MAX"),
                         help="seconds of silence after each line of five words, drawn uniformly")
+    parser.add_argument("--vocabulary", type=int, default=len(WORDS),
+                        help=f"sing this many different words (at most {len(WORDS) + len(MORE_WORDS)})")
     parser.add_argument("--lrc", action="store_true", help="write each song's word timing beside it as NAME.lrc")
     args = parser.parse_args()
+    if not 1 <= args.vocabulary <= len(WORDS) + len(MORE_WORDS):
+        raise SystemExit(f"--vocabulary must be 1 to {len(WORDS) + len(MORE_WORDS)}, not {args.vocabulary}")
+    sung_words = (WORDS + MORE_WORDS)[:args.vocabulary]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        notes = {(w, n): sing(w, n, Path(tmp)) for w in WORDS for n in NOTES}
+        notes = {(w, n): sing(w, n, Path(tmp)) for w in sung_words for n in NOTES}
     rng = np.random.default_rng(args.seed)
     truth, rows = {}, []
     if args.prefix and (out / "truth.json").is_file():
@@ -81,7 +95,7 @@ def main() -> None:
     for s in range(args.songs):
         pieces, words, starts, t = [], [], [], 0
         while True:
-            word, note = WORDS[rng.integers(len(WORDS))], NOTES[rng.integers(len(NOTES))]
+            word, note = sung_words[rng.integers(len(sung_words))], NOTES[rng.integers(len(NOTES))]
             seconds = rng.uniform(*args.rest)
             if args.breaks[1] > 0 and len(words) % 5 == 4:
                 seconds += rng.uniform(*args.breaks)
