@@ -103,7 +103,8 @@ def to_lrc(text: str, words: list[WordTiming]) -> str:
         cursor += len(in_line)
         line_start += len(line) + 1
         if in_line:
-            lines.append(f"[{lrc_stamp(in_line[0].start)}]" + " ".join(f"<{lrc_stamp(w.start)}>{w.word}" for w in in_line))
+            stamped = " ".join(f"<{lrc_stamp(w.start)}>{w.word}" for w in in_line)
+            lines.append(f"[{lrc_stamp(in_line[0].start)}]{stamped}")
     return "\n".join(lines) + "\n"
 
 

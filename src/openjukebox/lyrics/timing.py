@@ -65,7 +65,8 @@ def parse_lrc(text: str, source: str = "LRC") -> TimedLyrics:
                 try:
                     offset = int(tag.group(2).strip()) / 1000.0
                 except ValueError:
-                    raise DataError(f"{source}: line {number}: [offset:{tag.group(2)}] is not whole milliseconds") from None
+                    raise DataError(f"{source}: line {number}: [offset:{tag.group(2)}] is not whole milliseconds"
+                                    ) from None
             continue
         raise DataError(f"{source}: line {number} has no [mm:ss.xx] time stamp: '{line[:40]}'")
     if not lines:

@@ -22,8 +22,8 @@ from .training import encoded_lyrics, sample_windows
 def evaluate_prior(prior: Prior, cache: CodeCache, windows: int = 32, batch_size: int = 8, seed: int = 0) -> dict:
     """NLL in nats per token and bits per second of audio over `windows` random windows; the unigram baseline is
     the entropy of the code frequencies of those same windows (what a model ignoring context would score).
-    A lyrics prior is also scored with each window given another window's lyrics: how much lower its NLL is with
-    the right ones is how much it listens to the lyrics (a model that learned only the music scores the same)."""
+    A lyrics prior is also scored with each window given the lyrics of the window before it in its batch: how much
+    lower its NLL is with its own is how much it listens to the lyrics (a model deaf to them scores the same)."""
     config = prior.config
     device = prior.pos_emb.device
     generator = np.random.default_rng(seed)
@@ -36,11 +36,11 @@ def evaluate_prior(prior: Prior, cache: CodeCache, windows: int = 32, batch_size
         batch = sample_windows(cache, config.level, config.n_ctx, n, generator, config.level < 2,
                                config.max_genres, lyrics, config.n_tokens)
         upper = None if batch.upper is None else batch.upper.to(device)
-        loss = prior.loss(batch.codes.to(device), batch.labels.to(device), upper)
-        total_nll += loss.item() * batch.codes.numel()
+        codes = batch.codes.to(device)
+        total_nll += prior.loss(codes, batch.labels.to(device), upper).item() * codes.numel()
         if config.n_tokens:
             others = replace(batch.labels, lyrics=batch.labels.lyrics.roll(1, 0))
-            other_lyrics_nll += prior.loss(batch.codes.to(device), others.to(device), upper).item() * batch.codes.numel()
+            other_lyrics_nll += prior.loss(codes, others.to(device), upper).item() * codes.numel()
         tokens += batch.codes.numel()
         counts += torch.bincount(batch.codes.flatten(), minlength=config.bins).double()
         remaining -= n
