@@ -16,7 +16,7 @@ from openjukebox.data.dataset import AudioFolder
 from openjukebox.errors import DataError
 from openjukebox.lyrics.alignment import WordTiming, to_lrc
 from openjukebox.lyrics.text import lyrics_window, sung_position, vocabulary
-from openjukebox.lyrics.timing import TimedLyrics, anchors_from_json, parse_lrc, read_timed_lyrics, token_timing
+from openjukebox.lyrics.timing import TimedLyrics, anchors_from_json, encode_timed, parse_lrc, read_timed_lyrics
 from openjukebox.prior.config import prior_preset
 from openjukebox.prior.training import encoded_lyrics, sample_windows
 from test_cli_bad_inputs import assert_fails, assert_succeeds, run_cli
@@ -69,7 +69,7 @@ def test_token_timing_follows_characters_that_cleaning_drops_or_expands():
     timed = TimedLyrics("Æ 🎵 naïve", ((1.0, 0), (2.0, 2), (3.0, 4)))  # Æ, the emoji, the n
     # cleaned: "AE  naive"; Æ → "AE" (two tokens), the emoji is dropped
     assert vocabulary(2).clean(timed.text) == "AE  naive"
-    assert token_timing(vocabulary(2), timed, 100) == [(100, 0), (200, 3), (300, 4)]
+    assert encode_timed(vocabulary(2), timed, 100) == (vocabulary(2).encode(timed.text), [(100, 0), (200, 3), (300, 4)])
 
 
 def test_timed_window_follows_the_anchors():

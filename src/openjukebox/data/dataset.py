@@ -98,8 +98,9 @@ class AudioFolder:
                 unreadable.append(f"{rel} ({entry['error']})")
                 continue
             fields = dict(labels.get(rel, {}))
-            if path.with_suffix(".lrc").is_file():
-                fields.update(_timed_lyrics(path.with_suffix(".lrc"), fields.get("lyrics", "")))
+            lrc = path.with_suffix(".lrc")
+            if lrc.is_file():
+                fields.update(_timed_lyrics(lrc, fields.get("lyrics", "")))
             files.append(AudioFile(rel, entry["channels"], entry["length"], entry["cache"], **fields))
         try:
             atomic_write_text(index_path, json.dumps({"version": INDEX_VERSION, "files": entries}))

@@ -74,9 +74,8 @@ def parse_lrc(text: str, source: str = "LRC") -> TimedLyrics:
     lines.sort(key=lambda entry: entry[0])
     sung: list[str] = []
     anchors: list[tuple[float, int]] = []
-    last = 0.0
+    last, start = 0.0, 0
     for seconds, number, line in lines:
-        start = sum(len(text) + 1 for text in sung)
         plain, timed = _words_and_stamps(line)
         for at, index in [(seconds, 0), *timed]:
             if at < last:
@@ -85,6 +84,7 @@ def parse_lrc(text: str, source: str = "LRC") -> TimedLyrics:
             anchors.append((max(at - offset, 0.0), start + index))
         if plain:
             sung.append(plain)
+            start += len(plain) + 1
     text = "\n".join(sung)
     return TimedLyrics(text, tuple((at, min(index, len(text))) for at, index in anchors))
 
@@ -117,13 +117,15 @@ def read_timed_lyrics(path: str | os.PathLike) -> TimedLyrics:
     return TimedLyrics(read_lyrics_file(path))
 
 
-def token_timing(vocabulary: LyricsVocabulary, timed: TimedLyrics, sample_rate: int) -> list[tuple[int, int]]:
-    """The anchors as (sample, token index) for `vocabulary.encode(timed.text)`: cleaning drops and expands
+def encode_timed(vocabulary: LyricsVocabulary, timed: TimedLyrics,
+                 sample_rate: int) -> tuple[list[int], list[tuple[int, int]]]:
+    """The lyrics as the model's tokens, and the anchors as (sample, token index): cleaning drops and expands
     characters one by one, so a character's token index is the cleaned length of the text before it."""
     cleaned = [0]
     for char in timed.text:
         cleaned.append(cleaned[-1] + len(vocabulary.clean(char)))
-    return [(round(seconds * sample_rate), cleaned[index]) for seconds, index in timed.anchors]
+    timing = [(round(seconds * sample_rate), cleaned[index]) for seconds, index in timed.anchors]
+    return vocabulary.encode(timed.text), timing
 
 
 def _seconds(minutes: str, seconds: str) -> float:

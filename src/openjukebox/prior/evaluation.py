@@ -41,7 +41,7 @@ def evaluate_prior(prior: Prior, cache: CodeCache, windows: int = 32, batch_size
         if config.n_tokens:
             others = replace(batch.labels, lyrics=batch.labels.lyrics.roll(1, 0))
             other_lyrics_nll += prior.loss(codes, others.to(device), upper).item() * codes.numel()
-        tokens += batch.codes.numel()
+        tokens += codes.numel()
         counts += torch.bincount(batch.codes.flatten(), minlength=config.bins).double()
         remaining -= n
     probs = counts / counts.sum()

@@ -16,7 +16,7 @@ from ..data.code_cache import CodeCache, load_code_cache
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_write_text
 from ..lyrics.text import lyrics_window, vocabulary_of_size
-from ..lyrics.timing import TimedLyrics, anchors_from_json, token_timing
+from ..lyrics.timing import TimedLyrics, anchors_from_json, encode_timed
 from ..train import distributed
 from ..train.checkpoint import latest_checkpoint, load_weights
 from ..train.loop import TrainSettings, train
@@ -78,11 +78,9 @@ def encoded_lyrics(cache: CodeCache, config: PriorConfig) -> list[ClipLyrics] | 
     if not config.n_tokens:
         return None
     vocabulary = vocabulary_of_size(config.n_vocab)
-    lyrics = []
-    for clip in cache.codes.clips:
-        timed = TimedLyrics(clip.labels.get("lyrics", ""), anchors_from_json(clip.labels.get("lyrics_timing", "")))
-        lyrics.append((vocabulary.encode(timed.text), token_timing(vocabulary, timed, cache.codes.sample_rate)))
-    return lyrics
+    return [encode_timed(vocabulary, TimedLyrics(clip.labels.get("lyrics", ""),
+                                                 anchors_from_json(clip.labels.get("lyrics_timing", ""))),
+                         cache.codes.sample_rate) for clip in cache.codes.clips]
 
 
 def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, preset_name: str = "tiny",

@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..fileio import atomic_path, atomic_write_text
 from ..lyrics.alignment import lyrics_attention, write_alignment
 from ..lyrics.text import lyrics_window, vocabulary_of_size
-from ..lyrics.timing import TimedLyrics, token_timing
+from ..lyrics.timing import TimedLyrics, encode_timed
 from ..prior.conditioning import Labels
 from .ancestral import sample_level
 
@@ -119,9 +119,7 @@ def _labels_for(bundle: Bundle, request: SampleRequest, total_length: int):
 
 def _lyrics_tokens(request: SampleRequest, n_vocab: int, sample_rate: int) -> tuple[list[int], list[tuple[int, int]]]:
     """The request's lyrics as the model's tokens, and their (sample, token) timing anchors when timed."""
-    vocabulary = vocabulary_of_size(n_vocab)
-    timed = TimedLyrics(request.lyrics, tuple(map(tuple, request.lyrics_timing)))
-    return vocabulary.encode(timed.text), token_timing(vocabulary, timed, sample_rate)
+    return encode_timed(vocabulary_of_size(n_vocab), TimedLyrics(request.lyrics, request.lyrics_timing), sample_rate)
 
 
 def _align(prior, codes: torch.Tensor, labels_at, request: SampleRequest, out: Path, total_length: int,
