@@ -9,7 +9,10 @@ With --line-timing the model is told when each line starts (a line-level LRC, as
 words within the lines; the baseline then spreads each line's words at a steady pace up to the next line.
 
 Choose a head with --scan on one set of songs (data/sung/validation), then measure it on another (heldout).
-The report is printed and written to OUT/report.json.
+The report is printed and written to OUT/report.json. Besides all words, it scores apart the words among the first
+and last half lyrics window of characters (`ends`), where the window stops moving with the song (it is held within
+the lyrics), and the rest (`middle`); short songs have many such words, long ones few. --existing scores the
+alignments already in OUT again instead of aligning.
 """
 
 from __future__ import annotations
@@ -53,17 +56,20 @@ def steady_pace_starts(characters: np.ndarray, n_chars: int, seconds: float,
 
 
 def word_errors(bundle, data: Path, out: Path, layer: int | None, head: int | None,
-                lines_timed: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """|predicted - true| word start times of every song in data, for the model and for the baseline."""
+                lines_timed: bool = False, align: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """|predicted - true| word start times of every song in data, for the model and for the baseline, and whether
+    each word lies within half a lyrics window of the lyrics' start or end."""
+    half_window = bundle.priors[2].config.n_tokens // 2
     truth = json.loads((data / "truth.json").read_text())
     with open(data / "metadata.csv", newline="") as f:
         rows = {row["path"]: row for row in csv.DictReader(f)}
-    errors, baseline = [], []
+    errors, baseline, at_ends = [], [], []
     for name, known in truth.items():
         row = rows[name]
         timing = line_timing(row["lyrics"], known["words"], known["starts"]) if lines_timed else ()
-        align_audio(bundle, data / name, row["lyrics"], out / Path(name).stem, row["artist"], [row["genre"]],
-                    layer=layer, head=head, lyrics_timing=timing)
+        if align:
+            align_audio(bundle, data / name, row["lyrics"], out / Path(name).stem, row["artist"], [row["genre"]],
+                        layer=layer, head=head, lyrics_timing=timing)
         words = json.loads((out / Path(name).stem / "lyrics.json").read_text())
         assert [w["word"] for w in words["words"]] == known["words"]
         predicted = np.array([w["start"] for w in words["words"]])
@@ -75,7 +81,13 @@ def word_errors(bundle, data: Path, out: Path, layer: int | None, head: int | No
             linear = chars / len(words["lyrics"]) * known["seconds"]
         errors.append(np.abs(predicted - true))
         baseline.append(np.abs(linear - true))
-    return np.concatenate(errors), np.concatenate(baseline)
+        at_ends.append((chars < half_window) | (chars >= len(words["lyrics"]) - half_window))
+    return np.concatenate(errors), np.concatenate(baseline), np.concatenate(at_ends)
+
+
+def summary_by_place(e: np.ndarray, at_ends: np.ndarray) -> dict:
+    parts = {"all": summary(e), "middle": summary(e[~at_ends]) | {"words": int((~at_ends).sum())}}
+    return parts | ({"ends": summary(e[at_ends]) | {"words": int(at_ends.sum())}} if at_ends.any() else {})
 
 
 def main() -> None:
@@ -87,6 +99,7 @@ def main() -> None:
     parser.add_argument("--head", type=int, default=None, help="attention head to read (default: the model's)")
     parser.add_argument("--scan", action="store_true", help="every layer and head that reads the lyrics, in turn")
     parser.add_argument("--line-timing", action="store_true", help="tell the model when each line starts")
+    parser.add_argument("--existing", action="store_true", help="score the alignments already in OUT")
     args = parser.parse_args()
     data, out = Path(args.data), Path(args.out)
     bundle = load_bundle(args.model)
@@ -97,9 +110,11 @@ def main() -> None:
         heads = [(args.layer, args.head)]
     report = {}
     for layer, head in heads:
-        errors, baseline = word_errors(bundle, data, out / f"layer{layer}-head{head}", layer, head, args.line_timing)
-        report[f"layer {layer} head {head}"] = summary(errors)
-    report["steady_pace_between_lines_baseline" if args.line_timing else "linear_baseline"] = summary(baseline)
+        errors, baseline, at_ends = word_errors(bundle, data, out / f"layer{layer}-head{head}", layer, head,
+                                                args.line_timing, align=not args.existing)
+        report[f"layer {layer} head {head}"] = summary_by_place(errors, at_ends)
+    baseline_name = "steady_pace_between_lines_baseline" if args.line_timing else "linear_baseline"
+    report[baseline_name] = summary_by_place(baseline, at_ends)
     report["songs"], report["words"] = len(json.loads((data / "truth.json").read_text())), int(baseline.size)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
