@@ -5,17 +5,20 @@ import dataclasses
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from openjukebox.data.code_cache import build_code_cache, load_code_cache
+from openjukebox.codes import CodedClip, CodesFile
+from openjukebox.data.code_cache import CodeCache, build_code_cache, load_code_cache
 from openjukebox.prior.attention import ENCODER_DECODER
 from openjukebox.prior.conditioning import Labels
 from openjukebox.prior.config import prior_preset
 from openjukebox.prior.evaluation import evaluate_prior
 from openjukebox.prior.model import Prior
 from openjukebox.prior.surgery import add_lyrics, lyrics_layout
-from openjukebox.prior.training import train_prior
+from openjukebox.lyrics.text import lyrics_window
+from openjukebox.prior.training import encoded_lyrics, sample_windows, train_prior
 from openjukebox.prior.transformer import TransformerConfig
 from test_cli_bad_inputs import assert_fails, assert_succeeds, run_cli
 
@@ -79,6 +82,47 @@ def test_add_lyrics_then_train_learns_the_lyrics(tmp_path, lyrics_cache):
     assert config["n_tokens"] == 16 and config["lyrics_encoder"]["n_ctx"] == 16
     error = assert_fails(run_cli("prior", "add-lyrics", "--from", lyrical, "--out", tmp_path / "again"))
     assert "without lyrics" in error
+
+
+def test_jitter_moves_each_training_window_of_lyrics_by_up_to_n_characters():
+    rate, hop, n_ctx, length = 1000, 10, 20, 20000
+    text = "".join(np.random.default_rng(0).choice(list("abcdefghijklmnopqrstuvwxyz"), 600))  # windows unique
+    codes = CodesFile([np.zeros((1, length // hop), np.int64)] * 3,
+                      [CodedClip("song.wav", 0.0, 20.0, length, {"artist": "x", "genre": "y", "lyrics": text})],
+                      rate, (hop, hop, hop), 16, "test")
+    cache = CodeCache(codes, ["unknown", "x"], ["unknown", "y"])
+    config = prior_preset("tiny-lyrics", 2, 16, hop, rate, 2, 2)
+    lyrics = encoded_lyrics(cache, config)
+    tokens = lyrics[0][0]
+
+    def shifts(jitter: int) -> set[int]:
+        batch = sample_windows(cache, 2, n_ctx, 200, np.random.default_rng(1), False, 1, lyrics, config.n_tokens,
+                               jitter)
+        found = set()
+        for offset, window in zip(batch.labels.offset.tolist(), batch.labels.lyrics.tolist()):
+            same = [s for s in range(-40, 41)
+                    if lyrics_window(tokens, config.n_tokens, length, offset, n_ctx * hop, shift=s)[0] == window]
+            assert same, "a window that no shift of the heuristic gives"
+            found.add(min(same, key=abs))
+        return found
+
+    assert shifts(0) == {0}
+    assert shifts(5) == set(range(-5, 6))
+
+
+def test_lyrics_jitter_is_refused_where_it_cannot_apply(tmp_path, lyrics_cache):
+    top = tmp_path / "top"
+    train_prior(lyrics_cache, 2, top, "tiny", steps=2, batch_size=2, save_every=2, progress=False)
+    train = ("prior", "train", "--level", "2", "--codes", lyrics_cache, "--steps", "4", "--batch-size", "2")
+    error = assert_fails(run_cli(*train, "--out", top, "--lyrics-jitter", "4"))
+    assert "--lyrics-jitter 4: only a lyrics prior reads lyrics" in error
+    lyrical = tmp_path / "top-lyrics"
+    assert_succeeds(run_cli("prior", "add-lyrics", "--from", top, "--out", lyrical, "--n-tokens", "16"))
+    for bad in ("9", "-1"):
+        error = assert_fails(run_cli(*train, "--out", lyrical, "--lyrics-jitter", bad))
+        assert f"--lyrics-jitter {bad}: it must be between 0 and half the lyrics window (8 characters)" in error
+    assert not (lyrical / "checkpoints").exists()
+    assert_succeeds(run_cli(*train, "--out", lyrical, "--lyrics-jitter", "8"))
 
 
 def test_tiny_lyrics_bundle_samples_with_a_lyrics_file(tmp_path):

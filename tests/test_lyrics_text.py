@@ -71,6 +71,15 @@ def test_window_follows_the_audio_through_long_lyrics():
     assert lyrics_window(tokens, 100, 1000, 999, 100) == (tokens, list(range(100)))
 
 
+def test_a_shifted_window_moves_by_the_shift_and_stays_within_the_lyrics():
+    tokens = list(range(1, 101))  # as above: audio [450, 550) of 1000 samples is centred on token 50
+    assert lyrics_window(tokens, 10, 1000, 450, 100, shift=3) == (tokens[48:58], list(range(48, 58)))
+    assert lyrics_window(tokens, 10, 1000, 450, 100, shift=-7) == (tokens[38:48], list(range(38, 48)))
+    assert lyrics_window(tokens, 10, 1000, 450, 100, shift=-60) == (tokens[0:10], list(range(0, 10)))
+    assert lyrics_window(tokens, 10, 1000, 450, 100, shift=60) == (tokens[90:100], list(range(90, 100)))
+    assert lyrics_window([5, 6, 7], 6, 1000, 500, 100, shift=2) == ([0, 0, 0, 5, 6, 7], [-1, -1, -1, 0, 1, 2])
+
+
 @pytest.mark.parametrize("n_tokens, offset, message", [
     (0, 0, "lyrics window of 0 tokens: it must be a positive even number"),
     (7, 0, "lyrics window of 7 tokens: it must be a positive even number"),

@@ -191,7 +191,8 @@ def cmd_prior_train(args: argparse.Namespace) -> None:
     main = int(os.environ.get("RANK", "0")) == 0
     try:
         step = train_prior(args.codes, args.level, args.out, args.preset, args.steps, args.batch_size, args.lr,
-                           args.save_every, args.seed, fsdp=args.fsdp, checkpoint_activations=args.checkpoint_activations)
+                           args.save_every, args.seed, fsdp=args.fsdp, checkpoint_activations=args.checkpoint_activations,
+                           lyrics_jitter=args.lyrics_jitter)
     finally:
         distributed.teardown()
     if main:
@@ -378,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fsdp", action="store_true", help="under torchrun, shard the prior across ranks (FSDP)")
     p.add_argument("--checkpoint-activations", action="store_true", help="recompute activations to save memory")
+    p.add_argument("--lyrics-jitter", type=int, default=0, metavar="N",
+                   help="move each window's lyrics by up to N characters at random (lyrics priors)")
     p.set_defaults(func=cmd_prior_train)
     p = prior.add_parser("add-lyrics", help="turn a trained top prior into a lyrics prior (same predictions until trained)")
     p.add_argument("--from", dest="source", required=True, help="top prior run or checkpoint directory")

@@ -95,15 +95,16 @@ def vocabulary_of_size(n_vocab: int) -> LyricsVocabulary:
 
 
 def lyrics_window(tokens: list[int], n_tokens: int, total_length: int, offset: int, duration: int,
-                  timing: Sequence[tuple[int, int]] = ()) -> tuple[list[int], list[int]]:
+                  timing: Sequence[tuple[int, int]] = (), shift: int = 0) -> tuple[list[int], list[int]]:
     """The n_tokens lyric tokens the models condition on for audio [offset, offset + duration) of a song.
 
     As in the original, lyrics are taken to run at a steady pace through the song: the window is centred on the
     token as far through the lyrics as the middle of the audio is through the song, moved to lie within them;
     shorter lyrics are left-padded with 0. With `timing`, (sample, token index) anchors from timed lyrics
     (`openjukebox.lyrics.timing`), the steady pace holds only between anchors, so the window follows the singing.
-    The second list holds each window token's index in `tokens` (-1 for padding), which is what lyric-to-audio
-    alignment is reported in. Lengths are in samples.
+    `shift` moves the window by that many tokens before it is held within the lyrics (training jitter). The second
+    list holds each window token's index in `tokens` (-1 for padding), which is what lyric-to-audio alignment is
+    reported in. Lengths are in samples.
     """
     if n_tokens <= 0 or n_tokens % 2:
         raise ConfigError(f"lyrics window of {n_tokens} tokens: it must be a positive even number")
@@ -117,7 +118,7 @@ def lyrics_window(tokens: list[int], n_tokens: int, total_length: int, offset: i
         middle = int(sung_position(timing, offset + duration / 2.0, total_length, len(tokens)))
     else:
         middle = int(len(tokens) * (offset + duration / 2.0) / total_length)
-    middle = min(max(middle, half), len(tokens) - half)
+    middle = min(max(middle + shift, half), len(tokens) - half)
     return list(tokens[middle - half:middle + half]), list(range(middle - half, middle + half))
 
 

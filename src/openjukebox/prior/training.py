@@ -41,9 +41,10 @@ class PriorBatch:
 
 def sample_windows(cache: CodeCache, prior_level: int, n_ctx: int, batch: int, generator: np.random.Generator,
                    upsampler: bool, max_genres: int, lyrics: list[ClipLyrics] | None = None,
-                   n_tokens: int = 0) -> PriorBatch:
+                   n_tokens: int = 0, lyrics_jitter: int = 0) -> PriorBatch:
     """Random windows of n_ctx tokens (aligned to the level above for upsamplers), clips drawn by length; for a
-    lyrics prior, each window's n_tokens lyric tokens from `lyrics` (every clip's encoded lyrics)."""
+    lyrics prior, each window's n_tokens lyric tokens from `lyrics` (every clip's encoded lyrics), moved by up to
+    `lyrics_jitter` tokens either way at random."""
     codes = cache.codes
     hop = codes.hop_lengths[prior_level]
     lengths = np.array([c.length // hop for c in codes.clips])
@@ -66,7 +67,9 @@ def sample_windows(cache: CodeCache, prior_level: int, n_ctx: int, batch: int, g
         offsets.append(start * hop)
         if n_tokens:
             tokens, timing = lyrics[clip]
-            lyric_windows.append(lyrics_window(tokens, n_tokens, totals[-1], offsets[-1], n_ctx * hop, timing)[0])
+            shift = int(generator.integers(-lyrics_jitter, lyrics_jitter + 1)) if lyrics_jitter else 0
+            lyric_windows.append(lyrics_window(tokens, n_tokens, totals[-1], offsets[-1], n_ctx * hop, timing,
+                                               shift)[0])
     labels = Labels(torch.tensor(artists), torch.tensor(genres), torch.tensor(totals), torch.tensor(offsets),
                     torch.tensor(lyric_windows) if n_tokens else None)
     upper = torch.from_numpy(np.stack(uppers)).long() if upsampler else None
@@ -85,11 +88,16 @@ def encoded_lyrics(cache: CodeCache, config: PriorConfig) -> list[ClipLyrics] | 
 
 def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, preset_name: str = "tiny",
                 steps: int = 1000, batch_size: int = 8, lr: float = 3e-4, save_every: int = 1000, seed: int = 0,
-                progress: bool = True, fsdp: bool = False, checkpoint_activations: bool = False) -> int:
+                progress: bool = True, fsdp: bool = False, checkpoint_activations: bool = False,
+                lyrics_jitter: int = 0) -> int:
     """Train (or resume) the level-`level` prior of a preset on a codes cache; returns the step reached.
 
     `fsdp` shards the prior across torchrun ranks block by block (for priors that do not fit one GPU);
     `checkpoint_activations` recomputes each block's activations in the backward pass to save memory.
+    `lyrics_jitter` moves each window's lyrics by up to that many characters at random. Without it the sung
+    characters always sit at the same place in the window, so a model can place them by position alone; moved, it
+    has to find them by listening, which is what aligning a recording whose timing is unknown needs
+    (docs/lyrics-alignment.md).
     """
     if level not in (0, 1, 2):
         raise ConfigError(f"--level must be 0, 1 or 2, got {level}")
@@ -104,6 +112,10 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
         max_genres = max(len(cache.label_ids(i)[1]) for i in range(len(c.clips)))
         config = prior_preset(preset_name, level, c.codebook_size, c.hop_lengths[level], c.sample_rate,
                               len(cache.artists), len(cache.genres), max_genres)
+    if lyrics_jitter and not 0 < lyrics_jitter <= config.n_tokens // 2:
+        raise ConfigError(f"--lyrics-jitter {lyrics_jitter}: " + (
+            f"it must be between 0 and half the lyrics window ({config.n_tokens // 2} characters)"
+            if config.n_tokens else "only a lyrics prior reads lyrics"))
     if distributed.is_main():
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / CONFIG_FILE, prior_config_to_json(config))
@@ -123,7 +135,7 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
     def next_batch(step: int) -> PriorBatch:
         generator = np.random.default_rng([seed, step, distributed.rank()])
         return sample_windows(cache, level, config.n_ctx, batch_size, generator, upsampler,
-                              config.max_genres, lyrics, config.n_tokens)
+                              config.max_genres, lyrics, config.n_tokens, lyrics_jitter)
 
     def compute_loss(model: nn.Module, batch: PriorBatch) -> tuple[torch.Tensor, dict[str, float]]:
         device = next(model.parameters()).device
