@@ -191,8 +191,8 @@ def cmd_prior_train(args: argparse.Namespace) -> None:
     main = int(os.environ.get("RANK", "0")) == 0
     try:
         step = train_prior(args.codes, args.level, args.out, args.preset, args.steps, args.batch_size, args.lr,
-                           args.save_every, args.seed, fsdp=args.fsdp, checkpoint_activations=args.checkpoint_activations,
-                           lyrics_jitter=args.lyrics_jitter)
+                           args.save_every, args.seed, fsdp=args.fsdp,
+                           checkpoint_activations=args.checkpoint_activations, lyrics_jitter=args.lyrics_jitter)
     finally:
         distributed.teardown()
     if main:
