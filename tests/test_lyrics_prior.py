@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from openjukebox.codes import CodedClip, CodesFile
-from openjukebox.data.code_cache import CodeCache, build_code_cache, load_code_cache
+from openjukebox.data.code_cache import build_code_cache, load_code_cache
 from openjukebox.prior.attention import ENCODER_DECODER
 from openjukebox.prior.conditioning import Labels
 from openjukebox.prior.config import prior_preset
@@ -18,9 +17,10 @@ from openjukebox.prior.evaluation import evaluate_prior
 from openjukebox.prior.model import Prior
 from openjukebox.prior.surgery import add_lyrics, lyrics_layout
 from openjukebox.lyrics.text import lyrics_window
-from openjukebox.prior.training import encoded_lyrics, sample_windows, train_prior
+from openjukebox.prior.training import sample_windows, train_prior
 from openjukebox.prior.transformer import TransformerConfig
 from test_cli_bad_inputs import assert_fails, assert_succeeds, run_cli
+from test_lyrics_timing import one_song_cache
 
 ENCODER = TransformerConfig(width=16, depth=3, heads=2, n_ctx=16, blocks=4)
 
@@ -87,12 +87,7 @@ def test_add_lyrics_then_train_learns_the_lyrics(tmp_path, lyrics_cache):
 def test_jitter_moves_each_training_window_of_lyrics_by_up_to_n_characters():
     rate, hop, n_ctx, length = 1000, 10, 20, 20000
     text = "".join(np.random.default_rng(0).choice(list("abcdefghijklmnopqrstuvwxyz"), 600))  # windows unique
-    codes = CodesFile([np.zeros((1, length // hop), np.int64)] * 3,
-                      [CodedClip("song.wav", 0.0, 20.0, length, {"artist": "x", "genre": "y", "lyrics": text})],
-                      rate, (hop, hop, hop), 16, "test")
-    cache = CodeCache(codes, ["unknown", "x"], ["unknown", "y"])
-    config = prior_preset("tiny-lyrics", 2, 16, hop, rate, 2, 2)
-    lyrics = encoded_lyrics(cache, config)
+    cache, config, lyrics = one_song_cache({"lyrics": text}, length, rate, hop)
     tokens = lyrics[0][0]
 
     def shifts(jitter: int) -> set[int]:

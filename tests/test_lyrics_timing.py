@@ -97,17 +97,23 @@ def test_anchors_at_the_song_ends_give_the_linear_windows():
             lyrics_window(tokens, 64, total, offset, duration)
 
 
+def one_song_cache(labels: dict, length: int, rate: int, hop: int):
+    """A codes cache of one silent song of `length` samples with these labels (artist x, genre y), the
+    `tiny-lyrics` top prior's config for it, and the song's encoded lyrics."""
+    codes = CodesFile([np.zeros((1, length // hop), np.int64)] * 3,
+                      [CodedClip("song.wav", 0.0, length / rate, length, {"artist": "x", "genre": "y", **labels})],
+                      rate, (hop, hop, hop), 16, "test")
+    cache = CodeCache(codes, ["unknown", "x"], ["unknown", "y"])
+    config = prior_preset("tiny-lyrics", 2, 16, hop, rate, 2, 2)
+    return cache, config, encoded_lyrics(cache, config)
+
+
 def test_training_takes_its_lyrics_windows_from_the_timing():
     """A song whose second line is sung from 1 s on, of 8 s: the linear heuristic would put it after 4 s."""
     rate, hop, n_ctx, length = 1000, 10, 20, 8000
     text = "a" * 40 + "\n" + "b" * 40
     timed = TimedLyrics(text, ((0.0, 0), (1.0, 41)))
-    labels = {"artist": "x", "genre": "y", "lyrics": text, "lyrics_timing": timed.anchors_json()}
-    codes = CodesFile([np.zeros((1, length // hop), np.int64)] * 3, [CodedClip("song.wav", 0.0, 8.0, length, labels)],
-                      rate, (hop, hop, hop), 16, "test")
-    cache = CodeCache(codes, ["unknown", "x"], ["unknown", "y"])
-    config = prior_preset("tiny-lyrics", 2, 16, hop, rate, 2, 2)
-    lyrics = encoded_lyrics(cache, config)
+    cache, config, lyrics = one_song_cache({"lyrics": text, "lyrics_timing": timed.anchors_json()}, length, rate, hop)
     batch = sample_windows(cache, 2, n_ctx, 64, np.random.default_rng(0), False, 1, lyrics, config.n_tokens)
     b = vocabulary(2).encode("b")[0]
     middles = batch.labels.offset.numpy() + n_ctx * hop / 2
