@@ -100,7 +100,7 @@ def test_kv_cache_decoding_equals_full_forward(attn_order):
     with torch.no_grad():
         full = model(x, states)
         caches = model.new_caches(2, x.device, encoder_states=states)
-        steps = torch.cat([model.step(x[:, t: t + 1], caches, t) for t in range(N_CTX)], dim=1)
+        steps = torch.cat([model.step(x[:, t: t + 1], caches, torch.tensor([t])) for t in range(N_CTX)], dim=1)
     torch.testing.assert_close(steps, full, atol=1e-5, rtol=0)
 
 
@@ -131,5 +131,5 @@ def test_prefill_then_steps_equals_full_forward(attn_order, known):
         full = model(x, states)
         caches = model.new_caches(2, x.device, encoder_states=states)
         out = [model.prefill(x[:, :known], caches)]
-        out += [model.step(x[:, t: t + 1], caches, t) for t in range(known, N_CTX)]
+        out += [model.step(x[:, t: t + 1], caches, torch.tensor([t])) for t in range(known, N_CTX)]
     torch.testing.assert_close(torch.cat(out, dim=1), full, atol=1e-5, rtol=0)

@@ -9,7 +9,8 @@ import torch
 from openjukebox.prior.conditioning import Labels
 from openjukebox.prior.model import Prior, PriorConfig
 from openjukebox.prior.transformer import TransformerConfig
-from openjukebox.sample.ancestral import filter_logits, sample_level, sample_window, window_starts
+from openjukebox.sample.ancestral import sample_level, sample_window, window_starts
+from openjukebox.sample.decode import Filters, filter_logits
 
 TRANSFORMER = TransformerConfig(width=32, depth=3, heads=2, n_ctx=16, blocks=4, attn_order=2)
 
@@ -44,7 +45,7 @@ def test_cached_steps_give_the_teacher_forced_logits(kind):
         cond = prior.condition(y, upper, 2, 16)
         start = prior.start(y, 2)
         caches = prior.new_caches(2)
-        steps = torch.stack([prior.step(None if t == 0 else codes[:, t - 1], t, cond, caches, start)
+        steps = torch.stack([prior.step(codes[:, max(t - 1, 0)], torch.tensor([t]), cond, caches, start)
                              for t in range(16)], dim=1)
     torch.testing.assert_close(steps, full, atol=1e-5, rtol=0)
 
@@ -61,7 +62,7 @@ def test_tiny_prior_overfits_and_reproduces_greedily():
         opt.step()
     assert loss.item() < 0.05
     prior.eval()
-    out = sample_window(prior, 16, target[:, :0], labels(), None, torch.Generator().manual_seed(0), top_k=1)
+    out = sample_window(prior, 16, target[:, :0], labels(), None, seed=0, filters=Filters(top_k=1))
     assert out.tolist() == target.tolist()
 
 
@@ -108,8 +109,8 @@ def test_window_starts_cover_the_song():
 
 def test_filter_logits_by_hand():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
-    assert torch.isinf(filter_logits(logits, top_k=2)[0, 2:]).all()
+    assert torch.isinf(filter_logits(logits, Filters(top_k=2))[0, 2:]).all()
     # Nucleus 0.7: 0.5 alone does not cover it, 0.5 + 0.3 does, so two tokens stay.
-    kept = torch.isfinite(filter_logits(logits, top_p=0.7))[0].tolist()
+    kept = torch.isfinite(filter_logits(logits, Filters(top_p=0.7)))[0].tolist()
     assert kept == [True, True, False, False]
-    torch.testing.assert_close(filter_logits(logits, temperature=2.0), logits / 2)
+    torch.testing.assert_close(filter_logits(logits, Filters(temperature=2.0)), logits / 2)

@@ -14,6 +14,7 @@ from openjukebox.compat.released import prior_config, vqvae_config
 from openjukebox.prior.conditioning import Labels
 from openjukebox.prior.model import Prior
 from openjukebox.sample.ancestral import sample_window
+from openjukebox.sample.noise import code_keys, draw, exponential_noise, sample_keys
 
 hparams = pytest.importorskip("jukebox_infer.hparams")
 make_models = pytest.importorskip("jukebox_infer.make_models")
@@ -50,18 +51,22 @@ def cpu_reference(monkeypatch):
 
 
 class SameDraws:
-    """Stands in for torch.distributions.Categorical in the reference: draws from a given generator exactly as
-    openjukebox's sampler does (softmax, then one multinomial draw per row)."""
+    """Stands in for torch.distributions.Categorical in the reference: draws with the same noise as openjukebox's
+    sampler (softmax, then the exponential race with the noise of the seed, the row and the code's position; the
+    reference draws the codes in order, one call per position)."""
 
-    generator: torch.Generator
+    seed: int
+    position: int
 
     def __init__(self, logits: torch.Tensor) -> None:
         self.logits = logits
 
     def sample(self) -> torch.Tensor:
-        probs = torch.softmax(self.logits.float(), dim=-1)
-        draws = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=SameDraws.generator)
-        return draws.reshape(self.logits.shape[:-1])
+        probs = torch.softmax(self.logits.float(), dim=-1).reshape(-1, self.logits.shape[-1])
+        keys = sample_keys(SameDraws.seed, torch.arange(probs.shape[0]))
+        noise = exponential_noise(keys, torch.tensor([SameDraws.position]), code_keys(probs.shape[-1]))[:, 0]
+        SameDraws.position += 1
+        return draw(probs, noise).reshape(self.logits.shape[:-1])
 
 
 def build(name: str):
@@ -125,7 +130,7 @@ def test_cached_sampling_draws_the_same_codes_with_the_same_logits(name, monkeyp
     _, upper, y, labels = inputs(reference, ours)
     batch, config = 2, ours.config
     monkeypatch.setattr(torch.distributions, "Categorical", SameDraws)
-    SameDraws.generator = torch.Generator().manual_seed(5)
+    SameDraws.seed, SameDraws.position = 5, 0
     with torch.no_grad():
         x_cond, y_cond, prime = reference.get_cond([] if upper is None else [upper], y)
         if config.merged_lyrics:
@@ -137,15 +142,14 @@ def test_cached_sampling_draws_the_same_codes_with_the_same_logits(name, monkeyp
             expected_codes, preds = reference.prior.sample(batch, x_cond, y_cond, encoder_kv, get_preds=True)
             sequence = expected_codes
 
-        codes = sample_window(ours, N_CTX, torch.empty(batch, 0, dtype=torch.long), labels, upper,
-                              torch.Generator().manual_seed(5))
+        codes = sample_window(ours, N_CTX, torch.empty(batch, 0, dtype=torch.long), labels, upper, seed=5)
         assert torch.equal(codes, expected_codes)
 
         # our KV-cached logits along the drawn sequence (for a merged vocabulary it may hold lyric characters
         # where codes belong: as released, they are fed back as drawn, and kept as code 0)
         cond = ours.condition(labels, upper, batch, N_CTX)
         start, caches = ours.start(labels, batch), ours.new_caches(batch, ours.encoder_states(labels))
-        steps = [ours.step(None if t == 0 else sequence[:, t - 1], t, cond, caches, start)
+        steps = [ours.step(sequence[:, max(t - 1, 0)], torch.tensor([t]), cond, caches, start)
                  for t in range(sequence.shape[1])]
     torch.testing.assert_close(torch.stack(steps, dim=1), preds, atol=1e-4, rtol=0)
 

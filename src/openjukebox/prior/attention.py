@@ -70,44 +70,78 @@ class KVCache:
 
 def cache_slots(pattern: int, n_ctx: int, block_len: int, prefix_keys: int = 0) -> int:
     """How many past keys a pattern may still need: all for dense/column, one block for row, two for previous
-    row, the prefix for a prefix layer."""
-    return {DENSE: n_ctx, COLUMN: n_ctx, ROW: block_len, PREVIOUS_ROW: 2 * block_len, PREFIX: prefix_keys}[pattern]
+    row, the prefix for a prefix layer (and one spare slot, which positions past the prefix write and no query
+    reads, so that every step writes somewhere)."""
+    return {DENSE: n_ctx, COLUMN: n_ctx, ROW: block_len, PREVIOUS_ROW: 2 * block_len, PREFIX: prefix_keys + 1}[pattern]
 
 
-def _slot(pattern: int, pos: int, block_len: int) -> int:
-    if pattern in (DENSE, COLUMN, PREFIX):
+def _slot(pattern: int, pos: torch.Tensor, block_len: int, prefix_keys: int = 0) -> torch.Tensor:
+    """Where position(s) `pos` (int64 tensor) are kept in a pattern's cache."""
+    if pattern in (DENSE, COLUMN):
         return pos
+    if pattern == PREFIX:
+        return pos.clamp(max=prefix_keys)
     if pattern == ROW:
         return pos % block_len
     return pos % (2 * block_len)  # previous row: a ring of two blocks
 
 
-def attend_one(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: KVCache, pattern: int, pos: int,
+@dataclass
+class StepIndex:
+    """Everything a one-token step needs to know of its position `pos` ((1,) int64), computed once per step for
+    all layers: the cache slot each pattern writes, and additive masks (1, slots) of the slots each may read."""
+
+    slots: dict[int, torch.Tensor]
+    visible: dict[int, torch.Tensor]
+    offset: torch.Tensor  # in-block offset: the column a column layer reads
+    previous_half: torch.Tensor  # the half of a previous-row ring that holds the previous block
+    has_previous: torch.Tensor  # (1,) bool: false in block 0, whose previous-row output is 0, as released
+
+
+def step_index(pos: torch.Tensor, patterns: set[int], n_ctx: int, block_len: int, prefix_keys: int,
+               dtype: torch.dtype) -> StepIndex:
+    """The StepIndex of position `pos` for layers of the given self-attention patterns, computing in `dtype`."""
+    block, offset = pos // block_len, pos % block_len
+    positions = torch.arange(n_ctx, device=pos.device)
+    slots = {p: _slot(p, pos, block_len, prefix_keys) for p in patterns}
+    visible = {}
+    if DENSE in patterns:
+        visible[DENSE] = positions <= pos
+    if ROW in patterns:
+        visible[ROW] = positions[:block_len] <= offset
+    if COLUMN in patterns:
+        visible[COLUMN] = positions[: n_ctx // block_len] <= block
+    if PREFIX in patterns:
+        visible[PREFIX] = (positions[: prefix_keys + 1] <= pos) & (positions[: prefix_keys + 1] < prefix_keys)
+    # Additive masks (0 or −inf), made once here rather than converted from booleans in every layer.
+    masks = {p: torch.zeros(m.shape, dtype=dtype, device=pos.device).masked_fill(~m, float("-inf"))[None]
+             for p, m in visible.items()}
+    return StepIndex(slots, masks, offset, (block - 1) % 2, block > 0)
+
+
+def attend_one(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: KVCache, pattern: int, index: StepIndex,
                block_len: int) -> torch.Tensor:
-    """Attention of the token at `pos` (q, k, v: (batch, heads, 1, d)), storing its key/value in the cache."""
-    slot = _slot(pattern, pos, block_len)
-    if slot < cache.keys.shape[2]:
-        cache.keys[:, :, slot] = k[:, :, 0]
-        cache.values[:, :, slot] = v[:, :, 0]
-    block, offset = divmod(pos, block_len)
-    if pattern == PREFIX:
-        keys, values = cache.keys[:, :, : pos + 1], cache.values[:, :, : pos + 1]
-    elif pattern == DENSE:
-        keys, values = cache.keys[:, :, : pos + 1], cache.values[:, :, : pos + 1]
-    elif pattern == ROW:
-        keys, values = cache.keys[:, :, : offset + 1], cache.values[:, :, : offset + 1]
-    elif pattern == COLUMN:
-        keys = cache.keys[:, :, offset: pos + 1: block_len]
-        values = cache.values[:, :, offset: pos + 1: block_len]
+    """Attention of one token (q, k, v: (batch, heads, 1, d)) at the position `index` describes, storing its
+    key/value in the cache.
+
+    Every shape here is the same at every position: the cache is read whole and the keys a pattern may not see
+    yet are masked, rather than sliced to a length that changes per token. So one compiled (or CUDA-graph
+    captured) step serves every position, and nothing waits on the host.
+    """
+    slot = index.slots[pattern]
+    cache.keys.index_copy_(2, slot, k)
+    cache.values.index_copy_(2, slot, v)
+    b, h, _, d = cache.keys.shape
+    keys, values = cache.keys, cache.values
+    if pattern == COLUMN:  # slot j·block_len + offset of every block j
+        keys, values = (c.view(b, h, -1, block_len, d).index_select(3, index.offset)[:, :, :, 0] for c in (keys, values))
     elif pattern == PREVIOUS_ROW:
-        if block == 0:
-            return torch.zeros_like(q)
-        start = ((block - 1) % 2) * block_len
-        keys = cache.keys[:, :, start: start + block_len]
-        values = cache.values[:, :, start: start + block_len]
-    else:
+        keys, values = (c.view(b, h, 2, block_len, d).index_select(2, index.previous_half)[:, :, 0]
+                        for c in (keys, values))
+        return F.scaled_dot_product_attention(q, keys, values) * index.has_previous
+    elif pattern not in (DENSE, ROW, PREFIX):
         raise ValueError(f"unknown attention pattern {pattern}")
-    return F.scaled_dot_product_attention(q, keys, values)
+    return F.scaled_dot_product_attention(q, keys, values, attn_mask=index.visible[pattern])
 
 
 class SelfAttention(nn.Module):
@@ -156,16 +190,17 @@ class SelfAttention(nn.Module):
         """The first T positions (batch, T, width) in one pass, leaving in the cache what steps from T need."""
         q, k, v = self._split(x)
         t, slots = q.shape[2], cache.keys.shape[2]
-        positions = range(max(0, t - slots), t) if self.pattern != PREFIX else range(min(t, slots))
-        index = torch.tensor([_slot(self.pattern, p, self.block_len) for p in positions], device=q.device)
+        positions = range(max(0, t - slots), t) if self.pattern != PREFIX else range(min(t, self.prefix_keys))
+        index = _slot(self.pattern, torch.arange(positions.start, positions.stop, device=q.device), self.block_len,
+                      self.prefix_keys)
         cache.keys[:, :, index] = k[:, :, positions.start: positions.stop]
         cache.values[:, :, index] = v[:, :, positions.start: positions.stop]
         return self._merge(factorized_attention(q, k, v, self.pattern, self.block_len, self.prefix_keys))
 
-    def step(self, x: torch.Tensor, cache: KVCache, pos: int) -> torch.Tensor:
-        """One token (batch, 1, width) at position `pos`, using and updating the cache."""
+    def step(self, x: torch.Tensor, cache: KVCache, index: StepIndex) -> torch.Tensor:
+        """One token (batch, 1, width) at the position `index` describes, using and updating the cache."""
         q, k, v = self._split(x)
-        return self._merge(attend_one(q, k, v, cache, self.pattern, pos, self.block_len))
+        return self._merge(attend_one(q, k, v, cache, self.pattern, index, self.block_len))
 
 
 def attention_weights(q: torch.Tensor, k: torch.Tensor, visible: torch.Tensor | None = None) -> torch.Tensor:

@@ -264,13 +264,14 @@ class Prior(nn.Module):
         x = torch.cat([start[:, None], self.x_emb(given[:, :-1])], dim=1)
         self.transformer.prefill(x + self.pos_emb[:g] + cond[:, :g], caches)
 
-    def step(self, previous: torch.Tensor | None, pos: int, cond: torch.Tensor, caches: list[KVCache],
+    def step(self, previous: torch.Tensor, pos: torch.Tensor, cond: torch.Tensor, caches: list[KVCache],
              start: torch.Tensor) -> torch.Tensor:
-        """Logits (batch, vocabulary) for sequence position `pos`, given the token (lyric character or shifted
-        code) at pos−1 (None at pos 0) and the window's x_cond."""
-        x = start[:, None] if previous is None else self.x_emb(previous)[:, None]
-        c = cond[:, pos: pos + 1]
-        h = self.transformer.step(x + self.pos_emb[pos: pos + 1] + c, caches, pos)
+        """Logits (batch, vocabulary) for sequence position `pos` ((1,) int64), given the token (lyric character or
+        shifted code) at pos−1 (batch,), ignored at pos 0 where the start embedding goes in, and the window's
+        x_cond (batch, ≥ pos + 1, width). Static shapes: the same traced step serves every position."""
+        x = torch.where(pos == 0, start, self.x_emb(previous))[:, None]
+        c = cond.index_select(1, pos)
+        h = self.transformer.step(x + self.pos_emb.index_select(0, pos) + c, caches, pos)
         if not self.config.merged_decoder:
             h = h + c
         return self.x_out(h)[:, 0]

@@ -14,7 +14,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import ConfigError
-from .attention import COLUMN, DENSE, ENCODER_DECODER, PREFIX, PREVIOUS_ROW, ROW, CrossAttention, KVCache, SelfAttention
+from .attention import (COLUMN, DENSE, ENCODER_DECODER, PREFIX, PREVIOUS_ROW, ROW, CrossAttention, KVCache,
+                        SelfAttention, StepIndex, step_index)
 
 
 @dataclass(frozen=True)
@@ -140,11 +141,11 @@ class TransformerBlock(nn.Module):
             a = self.attn.prefill(self.ln_0(x), cache)
         return x + a + self.mlp(self.ln_1(x + a))
 
-    def step(self, x: torch.Tensor, cache: KVCache, pos: int) -> torch.Tensor:
+    def step(self, x: torch.Tensor, cache: KVCache, index: StepIndex) -> torch.Tensor:
         if isinstance(self.attn, CrossAttention):
             a = self.attn.attend(self.ln_0(x), cache)
         else:
-            a = self.attn.step(self.ln_0(x), cache, pos)
+            a = self.attn.step(self.ln_0(x), cache, index)
         return x + a + self.mlp(self.ln_1(x + a))
 
 
@@ -177,6 +178,15 @@ class Transformer(nn.Module):
         return [b.attn.encoder_cache(encoder_states) if isinstance(b.attn, CrossAttention)
                 else b.attn.new_cache(batch, self.config.n_ctx, device, dtype) for b in self.blocks]
 
+    def load_encoder_states(self, caches: list[KVCache], encoder_states: torch.Tensor) -> None:
+        """Write the encoder-decoder layers' keys/values of a new window's `encoder_states` (batch, L, width) into
+        caches made by new_caches, in place: a compiled step keeps reading the same tensors."""
+        for block, cache in zip(self.blocks, caches):
+            if isinstance(block.attn, CrossAttention):
+                fresh = block.attn.encoder_cache(encoder_states)
+                cache.keys.copy_(fresh.keys)
+                cache.values.copy_(fresh.values)
+
     def prefill(self, x: torch.Tensor, caches: list[KVCache]) -> torch.Tensor:
         """Outputs (batch, T, width) of the first T positions in one pass, filling fresh caches so that steps can
         go on from position T: a window's known prefix costs one batched pass instead of T steps."""
@@ -186,10 +196,12 @@ class Transformer(nn.Module):
             x = block.prefill(x, cache)
         return x
 
-    def step(self, x: torch.Tensor, caches: list[KVCache], pos: int) -> torch.Tensor:
-        """The output at position `pos` for its input x (batch, 1, width), given caches holding positions < pos."""
-        if not 0 <= pos < self.config.n_ctx:
-            raise ValueError(f"position {pos} is outside the context of {self.config.n_ctx}")
+    def step(self, x: torch.Tensor, caches: list[KVCache], pos: torch.Tensor) -> torch.Tensor:
+        """The output at position `pos` ((1,) int64 tensor, in [0, n_ctx)) for its input x (batch, 1, width), given
+        caches holding positions < pos. Shapes do not depend on `pos`, so the step compiles once for a window."""
+        c = self.config
+        index = step_index(pos, set(c.layer_patterns()) - {ENCODER_DECODER}, c.n_ctx, c.block_len, c.prefix_keys,
+                           x.dtype)
         for block, cache in zip(self.blocks, caches):
-            x = block.step(x, cache, pos)
+            x = block.step(x, cache, index)
         return x

@@ -15,58 +15,46 @@ import torch
 from ..errors import ConfigError
 from ..prior.conditioning import Labels
 from ..prior.model import Prior
-
-
-def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 0.0) -> torch.Tensor:
-    """Logits (batch, bins) scaled by 1/temperature with everything outside the top k / nucleus p set to −inf."""
-    if temperature <= 0:
-        raise ConfigError(f"--temperature must be positive, got {temperature}")
-    logits = logits.float() / temperature
-    if top_k > 0:
-        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if 0 < top_p < 1:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        # Drop a token when the tokens ranked above it already cover p.
-        drop = probs.cumsum(-1) - probs > top_p
-        logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
-    return logits
+from .decode import Decoder, Filters
+from .noise import sample_keys
 
 
 @torch.no_grad()
 def sample_window(prior: Prior, n_tokens: int, prefix: torch.Tensor, labels: Labels | None,
-                  upper_codes: torch.Tensor | None, generator: torch.Generator, temperature: float = 1.0,
-                  top_k: int = 0, top_p: float = 0.0) -> torch.Tensor:
+                  upper_codes: torch.Tensor | None, seed: int, filters: Filters = Filters(), first_code: int = 0,
+                  sample_ids: torch.Tensor | None = None, decoder: Decoder | None = None,
+                  compile: bool = False) -> torch.Tensor:
     """Codes (batch, n_tokens) of one window whose first prefix.shape[1] codes are given.
 
     The known tokens (the prefix, and a merged lyrics prior's lyrics) go through the model in one pass; then
-    each new token takes one cached step. A merged lyrics prior draws over its whole vocabulary, as released:
-    a drawn lyric character is fed back as drawn and kept as code 0.
+    each new token takes one static-shape step (decode.py). A merged lyrics prior draws over its whole vocabulary,
+    as released: a drawn lyric character is fed back as drawn and kept as code 0. The draws are a function of
+    `seed`, each row's `sample_ids` (default 0 … batch − 1) and each code's place in the song (`first_code` is the
+    window's), so they do not depend on batching or windowing. `decoder`, from an earlier window of the same prior
+    and batch, is refilled instead of allocated (and not traced again).
     """
     config = prior.config
     batch, known = prefix.shape
     if n_tokens > config.n_ctx or known > n_tokens:
         raise ValueError(f"window of {n_tokens} tokens with a prefix of {known} does not fit n_ctx {config.n_ctx}")
-    cond = prior.condition(labels, upper_codes, batch, n_tokens)
-    start = prior.start(labels, batch)
-    caches = prior.new_caches(batch, prior.encoder_states(labels))
+    decoder = decoder or Decoder(prior, batch, filters, compile)
+    state = decoder.state
     given = prefix + config.code_shift
     if config.merged_lyrics:
         given = torch.cat([prior.lyrics(labels), given], dim=1)
-    out = torch.empty(batch, n_tokens, dtype=torch.long, device=prefix.device)
-    out[:, :known] = prefix
-    previous = None
-    if given.shape[1]:  # the known part in one batched pass
-        prior.prefill(given, cond, caches, start)
-        previous = given[:, -1]
-    for pos in range(given.shape[1], config.lead + n_tokens):
-        logits = prior.step(previous, pos, cond, caches, start)
-        probs = torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)
-        previous = torch.multinomial(probs, 1, generator=generator)[:, 0]
-        out[:, pos - config.lead] = (previous - config.code_shift).clamp_min(0)
-    return out
-
+    g, end = given.shape[1], config.lead + n_tokens
+    state.cond[:, :end] = prior.condition(labels, upper_codes, batch, n_tokens)
+    state.start.copy_(prior.start(labels, batch))
+    if config.lyrics_encoder is not None:
+        prior.transformer.load_encoder_states(state.caches, prior.encoder_states(labels))
+    ids = torch.arange(batch) if sample_ids is None else sample_ids
+    state.noise_keys.copy_(sample_keys(seed, ids.to(torch.long)))
+    state.code_offset.fill_(first_code - config.lead)
+    state.tokens[:, :g] = given
+    if g:  # the known part in one batched pass
+        prior.prefill(given, state.cond, state.caches, state.start)
+    decoder.run(g, end)
+    return (state.tokens[:, config.lead: end] - config.code_shift).clamp_min(0)
 
 def window_starts(total_tokens: int, n_ctx: int, hop_fraction: float) -> list[int]:
     """Start token of each window: 0, then steps of hop_fraction·n_ctx until the last window ends at total_tokens."""
@@ -82,20 +70,24 @@ def window_starts(total_tokens: int, n_ctx: int, hop_fraction: float) -> list[in
 @torch.no_grad()
 def sample_level(prior: Prior, total_tokens: int, labels: Labels | Callable[[int], Labels] | None, seed: int,
                  prompt: torch.Tensor | None = None, upper_codes: torch.Tensor | None = None,
-                 hop_fraction: float = 0.5, temperature: float = 1.0, top_k: int = 0, top_p: float = 0.0,
-                 batch: int = 1, on_window: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+                 hop_fraction: float = 0.5, filters: Filters = Filters(), batch: int = 1,
+                 sample_ids: torch.Tensor | None = None, compile: bool = False,
+                 on_window: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
     """Codes (batch, total_tokens) of one level, windowed; `prompt` (batch, P) codes are kept as the start.
 
     For an upsampler, `upper_codes` covers the whole length at the level above (total_tokens / 4 tokens);
     each window gets its slice. Label offsets move with the window; `labels` may instead be a function of the
-    window's first audio sample, for labels that change mid-song. Each window draws from its own generator,
-    seeded by `seed` and the window's start, so a run resumed from saved codes (passed as `prompt`) gives the
-    same codes as an uninterrupted one. `on_window` receives the codes so far after every window.
+    window's first audio sample, for labels that change mid-song. Every code's draw depends only on `seed`, its
+    sample's index (`sample_ids`, default 0 … batch − 1) and its place in the song, so a run resumed from saved
+    codes (passed as `prompt`), or split across processes by sample, gives the same codes as one uninterrupted
+    run. With `compile`, the decode step is compiled once for all windows. `on_window` receives the codes so far
+    after every window.
     """
     n_ctx = prior.config.n_ctx
     device = prior.pos_emb.device
     codes = torch.empty(batch, 0, dtype=torch.long, device=device) if prompt is None else prompt.to(device)
     ratio = 2 ** prior.config.cond_downs
+    decoder = None
     for start in window_starts(total_tokens, n_ctx, hop_fraction):
         end = min(start + n_ctx, total_tokens)
         if end <= codes.shape[1]:
@@ -107,9 +99,9 @@ def sample_level(prior: Prior, total_tokens: int, labels: Labels | Callable[[int
             offset = labels.offset + start * prior.config.hop_length
             window_labels = dataclasses.replace(labels, offset=offset).to(device)
         upper = None if upper_codes is None else upper_codes[:, start // ratio: -(-end // ratio)]
-        generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + start)
-        window = sample_window(prior, end - start, codes[:, start:], window_labels, upper, generator,
-                               temperature, top_k, top_p)
+        decoder = decoder or Decoder(prior, batch, filters, compile)
+        window = sample_window(prior, end - start, codes[:, start:], window_labels, upper, seed, filters, start,
+                               sample_ids, decoder)
         codes = torch.cat([codes[:, :start], window], dim=1)
         if on_window is not None:
             on_window(codes)

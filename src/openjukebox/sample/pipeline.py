@@ -26,6 +26,7 @@ from ..lyrics.text import lyrics_window, vocabulary_of_size
 from ..lyrics.timing import TimedLyrics, encode_timed
 from ..prior.conditioning import Labels
 from .ancestral import sample_level
+from .decode import Filters
 
 REQUEST = "request.json"
 
@@ -65,6 +66,10 @@ class SampleRequest:
             raise ConfigError(f"--song-seconds ({self.song_seconds}) must be at least --duration ({self.duration})")
         if self.prompt is not None and not 0 < self.prompt_seconds < self.duration:
             raise ConfigError("--prompt-seconds must be positive and shorter than --duration")
+        self.filters()
+
+    def filters(self) -> Filters:
+        return Filters(self.temperature, self.top_k, self.top_p)
 
 
 def parse_schedule(text: str, artist: str | None, genres: list[str]) -> list[tuple[float, str | None, list[str]]]:
@@ -235,8 +240,7 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
         if start_codes is None or start_codes.shape[1] < total:
             codes = sample_level(prior, total, labels, seed=request.seed * 3 + level,
                                  prompt=start_codes, upper_codes=upper, hop_fraction=request.hop_fraction,
-                                 temperature=request.temperature, top_k=request.top_k, top_p=request.top_p,
-                                 batch=request.n, on_window=save)
+                                 filters=request.filters(), batch=request.n, on_window=save)
         else:
             codes = start_codes.to(device)
         bar.close()

@@ -1,0 +1,163 @@
+"""The per-token step of ancestral sampling, with static shapes, compiled once per prior and batch size.
+
+A window's state lives in preallocated tensors (`DecodeState`): the whole token sequence of the window, x_cond,
+the start embedding, one KV cache per layer, the samples' noise keys. The step reads the previous token from the
+sequence, runs the transformer at a position given as a (1,) tensor, filters the logits, draws with counter-based
+noise (`noise.py`) and writes the drawn token back, all on the device: no shape depends on the position, no value
+goes to the host, and nothing but the position changes between calls. So `torch.compile` traces it once (inductor's
+C++ backend on CPU; on CUDA with `mode="reduce-overhead"`, which replays it as a CUDA graph), and the next window
+refills the same tensors instead of tracing anew.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import ConfigError
+from ..prior.attention import KVCache
+from ..prior.model import Prior
+from .noise import code_keys, draw, exponential_noise
+
+
+@dataclass(frozen=True)
+class Filters:
+    """How logits become a distribution: temperature, then top-k, then nucleus (top-p); 0 turns a filter off."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ConfigError(f"--temperature must be positive, got {self.temperature}")
+        if self.top_k < 0:
+            raise ConfigError(f"--top-k must be 0 (off) or positive, got {self.top_k}")
+        if not 0 <= self.top_p <= 1:
+            raise ConfigError(f"--top-p must be in [0, 1], got {self.top_p}")
+
+
+def filter_logits(logits: torch.Tensor, filters: Filters = Filters()) -> torch.Tensor:
+    """Logits (batch, vocabulary) scaled by 1/temperature with everything outside the top k / nucleus p set to
+    −inf; shapes never depend on the values, so it compiles into the step."""
+    logits = logits.float() / filters.temperature
+    if filters.top_k > 0:
+        kth = torch.topk(logits, min(filters.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if 0 < filters.top_p < 1:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # Drop a token when the tokens ranked above it already cover p.
+        drop = probs.cumsum(-1) - probs > filters.top_p
+        logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
+    return logits
+
+
+@dataclass
+class DecodeState:
+    """Everything a step reads or writes, allocated once for a prior and batch size (T = the transformer's n_ctx):
+
+    tokens (batch, T) int64: the window's sequence (a merged prior's lyrics, then shifted codes), given or drawn;
+    cond (batch, T, width): x_cond; start (batch, width): the first position's input;
+    caches: one per layer; noise_keys (batch,) int64: each sample's; code_keys (vocabulary,) int64: each code's;
+    code_offset (1,) int64: the song position of sequence position 0 (window start − lead), so that the noise
+    follows a token's place in the song."""
+
+    tokens: torch.Tensor
+    cond: torch.Tensor
+    start: torch.Tensor
+    caches: list[KVCache]
+    noise_keys: torch.Tensor
+    code_keys: torch.Tensor
+    code_offset: torch.Tensor
+
+    @classmethod
+    def allocate(cls, prior: Prior, batch: int) -> DecodeState:
+        config = prior.config
+        n_ctx, width = config.transformer.n_ctx, config.transformer.width
+        like = prior.pos_emb
+        states = like.new_zeros(batch, config.n_tokens, width) if config.lyrics_encoder is not None else None
+        long = dict(dtype=torch.long, device=like.device)
+        return cls(torch.zeros(batch, n_ctx, **long), like.new_zeros(batch, n_ctx, width), like.new_zeros(batch, width),
+                   prior.new_caches(batch, states), torch.zeros(batch, **long),
+                   code_keys(prior.x_out.out_features, like.device), torch.zeros(1, **long))
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.tokens, self.cond, self.start, self.noise_keys, self.code_keys, self.code_offset,
+                *(t for cache in self.caches for t in (cache.keys, cache.values))]
+
+
+def decode_step(prior: Prior, state: DecodeState, pos: torch.Tensor, filters: Filters,
+                noise: torch.Tensor | None = None) -> None:
+    """Draw the token at sequence position `pos` ((1,) int64) into state.tokens; `noise` (batch, vocabulary), that
+    position's exponential_noise when already computed."""
+    previous = state.tokens.index_select(1, (pos - 1).clamp(min=0))[:, 0]
+    logits = prior.step(previous, pos, state.cond, state.caches, state.start)
+    probs = torch.softmax(filter_logits(logits, filters), dim=-1)
+    if noise is None:
+        noise = exponential_noise(state.noise_keys, pos + state.code_offset, state.code_keys)[:, 0]
+    state.tokens.index_copy_(1, pos, draw(probs, noise)[:, None])
+
+
+EAGER_NOISE_CHUNK = 64
+_compiled: dict[str, object] = {}
+_unavailable: list[str] = []  # why compiling failed here, once known: later steps go eager without trying again
+
+
+def _compiled_step(device: torch.device):
+    """torch.compile of decode_step, one per device type (CUDA: replayed as a CUDA graph)."""
+    if device.type not in _compiled:
+        mode = "reduce-overhead" if device.type == "cuda" else None
+        _compiled[device.type] = torch.compile(decode_step, fullgraph=True, dynamic=False, mode=mode)
+    return _compiled[device.type]
+
+
+class Decoder:
+    """Token-by-token sampling of one prior at one batch size: the state, and the step that advances it."""
+
+    def __init__(self, prior: Prior, batch: int, filters: Filters, compile: bool) -> None:
+        self.prior, self.filters = prior, filters
+        self.state = DecodeState.allocate(prior, batch)
+        self.positions = torch.arange(prior.config.transformer.n_ctx, device=prior.pos_emb.device)
+        self.compile = compile and not _unavailable
+        if self.compile and prior.pos_emb.device.type == "cuda":
+            for t in self.state.tensors():  # CUDA graphs replay fixed addresses: these tensors are refilled in place
+                torch._dynamo.mark_static_address(t)
+
+    def run(self, first: int, last: int) -> None:
+        """Draw the tokens at sequence positions first … last − 1; positions before `first` must be in the state."""
+        if self.compile and self._compiled_steps(first, last):
+            return
+        for chunk in range(first, last, EAGER_NOISE_CHUNK):
+            # Uncompiled, every op costs its dispatch: the noise of many positions at once costs what one does.
+            positions = self.positions[chunk: min(chunk + EAGER_NOISE_CHUNK, last)]
+            noise = exponential_noise(self.state.noise_keys, positions + self.state.code_offset, self.state.code_keys)
+            for i in range(positions.shape[0]):
+                decode_step(self.prior, self.state, positions[i: i + 1], self.filters, noise[:, i])
+
+    def _compiled_steps(self, first: int, last: int) -> bool:
+        """Run the compiled step over the positions; False (after one warning, with nothing drawn) where this
+        machine cannot compile, e.g. without a C++ compiler."""
+        step = _compiled_step(self.positions.device)
+        for p in range(first, last):
+            try:
+                step(self.prior, self.state, self.positions[p: p + 1], self.filters)
+            except Exception as e:  # noqa: BLE001 -- told apart below: only toolchain failures mean eager
+                if p > first or not _is_compile_failure(e):
+                    raise
+                reason = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
+                _unavailable.append(reason)
+                warnings.warn(f"torch.compile is not available here ({reason}); sampling without it (slower)",
+                              stacklevel=3)
+                self.compile = False
+                return False
+        return True
+
+
+def _is_compile_failure(error: Exception) -> bool:
+    """A failure of torch.compile's toolchain, which leaves the state untouched (nothing ran yet)."""
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    return isinstance(error, BackendCompilerFailed) or type(error).__name__ in ("InductorError", "CppCompileError")
