@@ -175,8 +175,14 @@ class Transformer(nn.Module):
         """Empty self-attention caches, and the encoder-decoder layers' keys/values of `encoder_states`."""
         if self.config.has_encoder_decoder and encoder_states is None:
             raise ValueError("this transformer has encoder-decoder layers: give the lyrics encoder's states")
-        return [b.attn.encoder_cache(encoder_states) if isinstance(b.attn, CrossAttention)
-                else b.attn.new_cache(batch, self.config.n_ctx, device, dtype) for b in self.blocks]
+        caches = []
+        for block in self.blocks:
+            if isinstance(block.attn, CrossAttention):  # tensors of their own, which load_encoder_states refills
+                fresh = block.attn.encoder_cache(encoder_states)
+                caches.append(KVCache(fresh.keys.clone(), fresh.values.clone()))
+            else:
+                caches.append(block.attn.new_cache(batch, self.config.n_ctx, device, dtype))
+        return caches
 
     def load_encoder_states(self, caches: list[KVCache], encoder_states: torch.Tensor) -> None:
         """Write the encoder-decoder layers' keys/values of a new window's `encoder_states` (batch, L, width) into

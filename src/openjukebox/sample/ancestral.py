@@ -16,7 +16,6 @@ from ..errors import ConfigError
 from ..prior.conditioning import Labels
 from ..prior.model import Prior
 from .decode import Decoder, Filters
-from .noise import sample_keys
 
 
 @torch.no_grad()
@@ -38,23 +37,10 @@ def sample_window(prior: Prior, n_tokens: int, prefix: torch.Tensor, labels: Lab
     if n_tokens > config.n_ctx or known > n_tokens:
         raise ValueError(f"window of {n_tokens} tokens with a prefix of {known} does not fit n_ctx {config.n_ctx}")
     decoder = decoder or Decoder(prior, batch, filters, compile)
-    state = decoder.state
-    given = prefix + config.code_shift
-    if config.merged_lyrics:
-        given = torch.cat([prior.lyrics(labels), given], dim=1)
-    g, end = given.shape[1], config.lead + n_tokens
-    state.cond[:, :end] = prior.condition(labels, upper_codes, batch, n_tokens)
-    state.start.copy_(prior.start(labels, batch))
-    if config.lyrics_encoder is not None:
-        prior.transformer.load_encoder_states(state.caches, prior.encoder_states(labels))
-    ids = torch.arange(batch) if sample_ids is None else sample_ids
-    state.noise_keys.copy_(sample_keys(seed, ids.to(torch.long)))
-    state.code_offset.fill_(first_code - config.lead)
-    state.tokens[:, :g] = given
-    if g:  # the known part in one batched pass
-        prior.prefill(given, state.cond, state.caches, state.start)
-    decoder.run(g, end)
-    return (state.tokens[:, config.lead: end] - config.code_shift).clamp_min(0)
+    first, last = decoder.load_window(prefix, n_tokens, labels, upper_codes, seed, first_code, sample_ids)
+    decoder.run(first, last)
+    return decoder.codes(last)
+
 
 def window_starts(total_tokens: int, n_ctx: int, hop_fraction: float) -> list[int]:
     """Start token of each window: 0, then steps of hop_fraction·n_ctx until the last window ends at total_tokens."""

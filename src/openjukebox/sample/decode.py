@@ -19,7 +19,8 @@ import torch
 from ..errors import ConfigError
 from ..prior.attention import KVCache
 from ..prior.model import Prior
-from .noise import code_keys, draw, exponential_noise
+from ..prior.conditioning import Labels
+from .noise import code_keys, draw, exponential_noise, sample_keys
 
 
 @dataclass(frozen=True)
@@ -90,15 +91,17 @@ class DecodeState:
 
 
 def decode_step(prior: Prior, state: DecodeState, pos: torch.Tensor, filters: Filters,
-                noise: torch.Tensor | None = None) -> None:
+                noise: torch.Tensor | None = None) -> torch.Tensor:
     """Draw the token at sequence position `pos` ((1,) int64) into state.tokens; `noise` (batch, vocabulary), that
-    position's exponential_noise when already computed."""
+    position's exponential_noise when already computed. Returns the logits drawn from (batch, vocabulary), before
+    filtering (on CUDA, valid until the next step)."""
     previous = state.tokens.index_select(1, (pos - 1).clamp(min=0))[:, 0]
     logits = prior.step(previous, pos, state.cond, state.caches, state.start)
     probs = torch.softmax(filter_logits(logits, filters), dim=-1)
     if noise is None:
         noise = exponential_noise(state.noise_keys, pos + state.code_offset, state.code_keys)[:, 0]
     state.tokens.index_copy_(1, pos, draw(probs, noise)[:, None])
+    return logits
 
 
 EAGER_NOISE_CHUNK = 64
@@ -106,7 +109,7 @@ _compiled: dict[str, object] = {}
 _unavailable: list[str] = []  # why compiling failed here, once known: later steps go eager without trying again
 
 
-def _compiled_step(device: torch.device):
+def compiled_decode_step(device: torch.device):
     """torch.compile of decode_step, one per device type (CUDA: replayed as a CUDA graph)."""
     if device.type not in _compiled:
         mode = "reduce-overhead" if device.type == "cuda" else None
@@ -126,6 +129,34 @@ class Decoder:
             for t in self.state.tensors():  # CUDA graphs replay fixed addresses: these tensors are refilled in place
                 torch._dynamo.mark_static_address(t)
 
+    def load_window(self, prefix: torch.Tensor, n_tokens: int, labels: Labels | None,
+                    upper_codes: torch.Tensor | None, seed: int, first_code: int = 0,
+                    sample_ids: torch.Tensor | None = None) -> tuple[int, int]:
+        """Refill the state for a window of n_tokens codes whose first prefix.shape[1] (batch, P) are given, the
+        known tokens fed in one batched pass; returns the sequence positions [first, last) left to draw."""
+        prior, state, config = self.prior, self.state, self.prior.config
+        batch = prefix.shape[0]
+        given = prefix + config.code_shift
+        if config.merged_lyrics:
+            given = torch.cat([prior.lyrics(labels), given], dim=1)
+        first, last = given.shape[1], config.lead + n_tokens
+        state.cond[:, :last] = prior.condition(labels, upper_codes, batch, n_tokens)
+        state.start.copy_(prior.start(labels, batch))
+        if config.lyrics_encoder is not None:
+            prior.transformer.load_encoder_states(state.caches, prior.encoder_states(labels))
+        ids = torch.arange(batch) if sample_ids is None else sample_ids
+        state.noise_keys.copy_(sample_keys(seed, ids.to(torch.long)))
+        state.code_offset.fill_(first_code - config.lead)
+        state.tokens[:, :first] = given
+        if first:
+            prior.prefill(given, state.cond, state.caches, state.start)
+        return first, last
+
+    def codes(self, last: int) -> torch.Tensor:
+        """The window's codes (batch, last − lead), given and drawn: a drawn lyric character becomes code 0."""
+        config = self.prior.config
+        return (self.state.tokens[:, config.lead: last] - config.code_shift).clamp_min(0)
+
     def run(self, first: int, last: int) -> None:
         """Draw the tokens at sequence positions first … last − 1; positions before `first` must be in the state."""
         if self.compile and self._compiled_steps(first, last):
@@ -140,14 +171,14 @@ class Decoder:
     def _compiled_steps(self, first: int, last: int) -> bool:
         """Run the compiled step over the positions; False (after one warning, with nothing drawn) where this
         machine cannot compile, e.g. without a C++ compiler."""
-        step = _compiled_step(self.positions.device)
+        step = compiled_decode_step(self.positions.device)
         for p in range(first, last):
             try:
                 step(self.prior, self.state, self.positions[p: p + 1], self.filters)
             except Exception as e:  # noqa: BLE001 -- told apart below: only toolchain failures mean eager
                 if p > first or not _is_compile_failure(e):
                     raise
-                reason = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
+                reason = _first_line(e)
                 _unavailable.append(reason)
                 warnings.warn(f"torch.compile is not available here ({reason}); sampling without it (slower)",
                               stacklevel=3)
@@ -161,3 +192,10 @@ def _is_compile_failure(error: Exception) -> bool:
     from torch._dynamo.exc import BackendCompilerFailed
 
     return isinstance(error, BackendCompilerFailed) or type(error).__name__ in ("InductorError", "CppCompileError")
+
+
+def _first_line(error: Exception) -> str:
+    """The line of a compile failure that names its cause (dynamo wraps it in lines about itself)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(("backend=", "Set TORCH", "You can suppress"))]
+    return (useful or lines or [type(error).__name__])[0][:200]
