@@ -162,3 +162,27 @@ def test_song_seconds_sets_the_timing_conditioning(tmp_path, bundle_dir):
     assert np.array_equal(long, codes("default"))
     result = cli("sample", "--model", bundle_dir, "--duration", 2, "--song-seconds", 1, "--out", tmp_path / "short")
     assert result.returncode == 1 and "--song-seconds (1.0) must be at least --duration (2.0)" in result.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_splits_the_samples_and_writes_the_files_of_one_process(tmp_path, bundle_dir):
+    """3 samples over 2 processes (2 + 1), a run killed after the top level and resumed the same way: the codes and
+    the audio equal those of one process drawing all 3."""
+    options = ["--model", bundle_dir, "--duration", 1.3, "--n-samples", 3, "--seed", 7, "--device", "cpu"]
+    one = cli("sample", *options, "--out", tmp_path / "one")
+    assert one.returncode == 0, one.stderr[-2000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
+                "-m", "openjukebox", "sample", *map(str, options), "--out", str(tmp_path / "two")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.run(torchrun + ["--levels", "2"], capture_output=True, text=True, timeout=600, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stdout.count("wrote") == 3  # only the first process writes
+    second = subprocess.run(torchrun, capture_output=True, text=True, timeout=600, env=env)
+    assert second.returncode == 0, second.stderr[-2000:]
+    for level in (2, 1, 0):
+        a = np.load(tmp_path / "one" / f"level{level}.npz")["codes"]
+        assert np.array_equal(a, np.load(tmp_path / "two" / f"level{level}.npz")["codes"])
+        for i in range(3):
+            assert np.array_equal(sf.read(tmp_path / "one" / f"sample-{i}-level{level}.wav")[0],
+                                  sf.read(tmp_path / "two" / f"sample-{i}-level{level}.wav")[0])
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == sorted(p.name for p in (tmp_path / "two").iterdir())

@@ -129,16 +129,33 @@ def _sample_request(args: argparse.Namespace):
                          prompt_seconds=args.prompt_seconds, schedule=args.schedule, song_seconds=args.song_seconds)
 
 
+def _sampling_device(name: str):
+    """--device, where under torchrun "auto" is this process's own GPU; joins torchrun's process group."""
+    from .train import distributed
+
+    device = distributed.local_device() if name == "auto" and distributed.launched_by_torchrun() else _device(name)
+    distributed.setup(device)
+    return device
+
+
+def _compile_option(args: argparse.Namespace):
+    return "auto" if args.compile is None else args.compile
+
+
 def cmd_sample(args: argparse.Namespace) -> None:
     from .bundle import load_bundle
     from .models import resolve_model
     from .sample.pipeline import sample
+    from .train import distributed
 
     request = _sample_request(args)
     request.check()
-    bundle = load_bundle(resolve_model(args.model), _device(args.device), _dtype(args.dtype))
-    for path in sample(bundle, args.out, request):
-        print(f"wrote {path}")
+    try:
+        bundle = load_bundle(resolve_model(args.model), _sampling_device(args.device), _dtype(args.dtype))
+        for path in sample(bundle, args.out, request, compile=_compile_option(args)):
+            print(f"wrote {path}")
+    finally:
+        distributed.teardown()
 
 
 def cmd_upsample(args: argparse.Namespace) -> None:
@@ -146,11 +163,16 @@ def cmd_upsample(args: argparse.Namespace) -> None:
 
     from .jukebox import Jukebox
     from .sample.pipeline import REQUEST
+    from .train import distributed
 
     if not (Path(args.out_dir) / REQUEST).is_file():
         raise OpenJukeboxError(f"{args.out_dir}: no sampling run here (no {REQUEST})")
-    for path in Jukebox.load(args.model, _device(args.device), _dtype(args.dtype)).upsample(args.out_dir):
-        print(f"wrote {path}")
+    try:
+        jukebox = Jukebox.load(args.model, _sampling_device(args.device), _dtype(args.dtype))
+        for path in jukebox.upsample(args.out_dir, compile=_compile_option(args)):
+            print(f"wrote {path}")
+    finally:
+        distributed.teardown()
 
 
 def cmd_align(args: argparse.Namespace) -> None:
@@ -285,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto")
         p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
                        help="the priors' weights and compute type (bfloat16 halves their memory)")
+        p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                       help="compile the per-token step with torch.compile (default: for levels long enough to pay "
+                            "for the compilation; the codes are the same either way)")
         if name == "upsample":
             p.add_argument("out_dir")
             p.set_defaults(func=cmd_upsample)
@@ -296,7 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True, help="output directory; re-running continues it")
         p.add_argument("--artist", default=None)
         p.add_argument("--genre", action="append", help="repeat for several genres")
-        p.add_argument("--n", type=int, default=1, help="samples, generated together as one batch")
+        p.add_argument("--n", "--n-samples", dest="n", type=int, default=1,
+                       help="samples, generated together as one batch (under torchrun, split across the processes: "
+                            "spell it --n-samples there, since torchrun takes --n for its own --nnodes)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--temperature", type=float, default=1.0)
         p.add_argument("--top-k", type=int, default=0)

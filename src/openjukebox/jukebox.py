@@ -27,16 +27,19 @@ class Jukebox:
         the priors in half the memory (the released 5B prior needs it on 24 GB GPUs)."""
         return cls(load_bundle(resolve_model(path), device, dtype))
 
-    def sample(self, out: str | os.PathLike, duration: float, progress: bool = True, **options) -> list[Path]:
+    def sample(self, out: str | os.PathLike, duration: float, progress: bool = True, compile: bool | str = "auto",
+               **options) -> list[Path]:
         """New songs; options are those of `SampleRequest` (artist, genres, n, seed, temperature, top_k, top_p,
-        hop_fraction, levels)."""
-        return sample(self.bundle, out, SampleRequest(duration=duration, **options), progress)
+        hop_fraction, levels). `compile`: compile the per-token step (True), not (False), or where a level is long
+        enough to pay for compiling ("auto"); the codes are the same either way."""
+        return sample(self.bundle, out, SampleRequest(duration=duration, **options), progress, compile)
 
     def continue_from(self, audio_path: str | os.PathLike, out: str | os.PathLike, duration: float,
-                      prompt_seconds: float, progress: bool = True, **options) -> list[Path]:
+                      prompt_seconds: float, progress: bool = True, compile: bool | str = "auto",
+                      **options) -> list[Path]:
         """Continue the first `prompt_seconds` of the user's audio to `duration` seconds in total."""
         request = SampleRequest(duration=duration, prompt=str(audio_path), prompt_seconds=prompt_seconds, **options)
-        return sample(self.bundle, out, request, progress)
+        return sample(self.bundle, out, request, progress, compile)
 
     def align(self, audio_path: str | os.PathLike, lyrics: str, out: str | os.PathLike, artist: str | None = None,
               genres: list[str] | None = None, layer: int | None = None, head: int | None = None,
@@ -47,14 +50,14 @@ class Jukebox:
         return align_audio(self.bundle, audio_path, lyrics, out, artist, genres, layer=layer, head=head,
                            lyrics_timing=lyrics_timing)
 
-    def upsample(self, out: str | os.PathLike, progress: bool = True) -> list[Path]:
+    def upsample(self, out: str | os.PathLike, progress: bool = True, compile: bool | str = "auto") -> list[Path]:
         """Finish a run that stopped at a higher level (e.g. a `levels=[2]` preview) down to level 0."""
         import json
 
         from .sample.pipeline import REQUEST
 
         saved = json.loads((Path(out) / REQUEST).read_text())
-        return sample(self.bundle, out, replace(SampleRequest(**saved), levels=[2, 1, 0]), progress)
+        return sample(self.bundle, out, replace(SampleRequest(**saved), levels=[2, 1, 0]), progress, compile)
 
     def codes(self, out: str | os.PathLike, level: int) -> np.ndarray:
         """The (n, tokens) codes of one level of a run."""

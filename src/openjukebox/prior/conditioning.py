@@ -26,6 +26,11 @@ class Labels:
     offset: torch.Tensor  # (batch,) sample at which this window starts
     lyrics: torch.Tensor | None = None  # (batch, n_tokens) the window's lyric tokens, for lyrics priors
 
+    def rows(self, index: slice) -> Labels:
+        """The labels of some samples of the batch."""
+        lyrics = None if self.lyrics is None else self.lyrics[index]
+        return Labels(*(t[index] for t in (self.artist, self.genres, self.total_length, self.offset)), lyrics)
+
     def to(self, device: torch.device) -> Labels:
         lyrics = None if self.lyrics is None else self.lyrics.to(device)
         return Labels(*(t.to(device) for t in (self.artist, self.genres, self.total_length, self.offset)), lyrics)

@@ -15,7 +15,7 @@ import torch
 from ..errors import ConfigError
 from ..prior.conditioning import Labels
 from ..prior.model import Prior
-from .decode import Decoder, Filters
+from .decode import Decoder, Filters, compile_pays
 
 
 @torch.no_grad()
@@ -57,7 +57,7 @@ def window_starts(total_tokens: int, n_ctx: int, hop_fraction: float) -> list[in
 def sample_level(prior: Prior, total_tokens: int, labels: Labels | Callable[[int], Labels] | None, seed: int,
                  prompt: torch.Tensor | None = None, upper_codes: torch.Tensor | None = None,
                  hop_fraction: float = 0.5, filters: Filters = Filters(), batch: int = 1,
-                 sample_ids: torch.Tensor | None = None, compile: bool = False,
+                 sample_ids: torch.Tensor | None = None, compile: bool | str = "auto",
                  on_window: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
     """Codes (batch, total_tokens) of one level, windowed; `prompt` (batch, P) codes are kept as the start.
 
@@ -66,13 +66,14 @@ def sample_level(prior: Prior, total_tokens: int, labels: Labels | Callable[[int
     window's first audio sample, for labels that change mid-song. Every code's draw depends only on `seed`, its
     sample's index (`sample_ids`, default 0 … batch − 1) and its place in the song, so a run resumed from saved
     codes (passed as `prompt`), or split across processes by sample, gives the same codes as one uninterrupted
-    run. With `compile`, the decode step is compiled once for all windows. `on_window` receives the codes so far
-    after every window.
+    run. With `compile` (True, False, or "auto": where the tokens left to draw pay for it), the decode step is
+    compiled once for all windows. `on_window` receives the codes so far after every window.
     """
     n_ctx = prior.config.n_ctx
     device = prior.pos_emb.device
     codes = torch.empty(batch, 0, dtype=torch.long, device=device) if prompt is None else prompt.to(device)
     ratio = 2 ** prior.config.cond_downs
+    compile = compile_pays(compile, device, total_tokens - codes.shape[1])
     decoder = None
     for start in window_starts(total_tokens, n_ctx, hop_fraction):
         end = min(start + n_ctx, total_tokens)

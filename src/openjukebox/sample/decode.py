@@ -105,6 +105,13 @@ def decode_step(prior: Prior, state: DecodeState, pos: torch.Tensor, filters: Fi
 
 
 EAGER_NOISE_CHUNK = 64
+
+# compile="auto": compile when a call has at least this many steps (tokens of each sample) to draw. On CPU, compiling a prior of the
+# embedded model's size (6 layers, width 128) takes ~20-40 s on 2 cores with an empty inductor cache (~5 s with a
+# warm one) and saves ~0.5 ms a token (docs/sampling.md), so it pays from a few tens of thousands of tokens. On
+# CUDA, eager steps are bound by kernel launches (~10 ms a token at the released depth of 72 layers) and a CUDA
+# graph replays them for a fraction of that: an estimate until benchmarks/gpu_suite.py has measured it.
+COMPILE_PAYS_FROM = {"cpu": 30_000, "cuda": 4_000}
 _compiled: dict[str, object] = {}
 _unavailable: list[str] = []  # why compiling failed here, once known: later steps go eager without trying again
 
@@ -115,6 +122,17 @@ def compiled_decode_step(device: torch.device):
         mode = "reduce-overhead" if device.type == "cuda" else None
         _compiled[device.type] = torch.compile(decode_step, fullgraph=True, dynamic=False, mode=mode)
     return _compiled[device.type]
+
+
+def compile_pays(compile: bool | str, device: torch.device, steps: int) -> bool:
+    """Whether to compile the step for a call of `steps` steps on `device` (a step draws a token of every sample):
+    `compile` itself when it is True or False; for "auto", when the call is long enough to pay for the compilation
+    (COMPILE_PAYS_FROM)."""
+    if compile == "auto":
+        return steps >= COMPILE_PAYS_FROM.get(device.type, 10**12)
+    if not isinstance(compile, bool):
+        raise ConfigError(f"compile must be True, False or 'auto', got {compile!r}")
+    return compile
 
 
 class Decoder:

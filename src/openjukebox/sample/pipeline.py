@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from ..lyrics.alignment import lyrics_attention, write_alignment
 from ..lyrics.text import lyrics_window, vocabulary_of_size
 from ..lyrics.timing import TimedLyrics, encode_timed
 from ..prior.conditioning import Labels
+from ..train import distributed
 from .ancestral import sample_level
 from .decode import Filters
 
@@ -200,9 +202,17 @@ def _prompt_codes(bundle: Bundle, request: SampleRequest) -> list[torch.Tensor] 
     return [c[:, : samples // hop].repeat(request.n, 1) for c, hop in zip(codes, vq.hop_lengths)]
 
 
-def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, progress: bool = True) -> list[Path]:
-    """Run (or continue) a sampling request into out_dir; returns the WAV files written."""
+def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, progress: bool = True,
+           compile: bool | str = "auto") -> list[Path]:
+    """Run (or continue) a sampling request into out_dir; returns the WAV files written.
+
+    `compile`: compile the decode step (True), not (False), or where it pays for itself ("auto": see
+    decode.compile_pays). Under torchrun the request's samples are split across the processes, each drawing its
+    own; the first process writes every file, the same files as one process would write."""
     request.check()
+    share = distributed.my_share(request.n)
+    if request.n < distributed.world_size():
+        raise ConfigError(f"--n {request.n} is fewer samples than the {distributed.world_size()} processes sharing them")
     out = Path(out_dir)
     saved = out / REQUEST
     if saved.is_file():
@@ -220,37 +230,56 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     song_length = max(top_tokens * vq.hop_lengths[2], round(song_seconds * rate))
     labels = _labels_for(bundle, request, song_length)
     prompts = _prompt_codes(bundle, request)  # every input is checked before anything is written
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(saved, json.dumps(asdict(request), indent=2) + "\n")
+    main = distributed.is_main()
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(saved, json.dumps(asdict(request), indent=2) + "\n")
+    rows = slice(share.start, share.stop)
+    my_labels = _rows_of(labels, rows)
     written = []
     upper = None
     for level in request.levels:
         prior = bundle.prior(level)
         device = prior.pos_emb.device
         total = top_tokens * vq.hop_lengths[2] // vq.hop_lengths[level]
-        done = _load_codes(_level_path(out, level))
+        # Read by the first process alone, which may already be writing it when another gets here.
+        done = distributed.all_gather_objects(_load_codes(_level_path(out, level)) if main else None)[0]
         start_codes = done if done is not None else (prompts[level] if prompts else None)
         bar = tqdm(total=total, initial=0 if start_codes is None else start_codes.shape[1], unit="tok",
-                   desc=f"level {level}", disable=not progress, dynamic_ncols=True)
+                   desc=f"level {level}", disable=not (progress and main), dynamic_ncols=True)
 
         def save(codes: torch.Tensor, level: int = level, total: int = total, bar: tqdm = bar) -> None:
-            _save_codes(_level_path(out, level), codes, total)
+            everyone = torch.cat(distributed.all_gather_objects(codes.cpu()))
+            if main:
+                _save_codes(_level_path(out, level), everyone, total)
             bar.update(min(codes.shape[1], total) - bar.n)
 
         if start_codes is None or start_codes.shape[1] < total:
-            codes = sample_level(prior, total, labels, seed=request.seed * 3 + level,
-                                 prompt=start_codes, upper_codes=upper, hop_fraction=request.hop_fraction,
-                                 filters=request.filters(), batch=request.n, on_window=save)
+            codes = sample_level(prior, total, my_labels, seed=request.seed * 3 + level,
+                                 prompt=None if start_codes is None else start_codes[rows],
+                                 upper_codes=upper, hop_fraction=request.hop_fraction, filters=request.filters(),
+                                 batch=len(share), sample_ids=torch.arange(share.start, share.stop),
+                                 compile=compile, on_window=save)
         else:
-            codes = start_codes.to(device)
+            codes = start_codes[rows].to(device)
         bar.close()
+        upper = codes
+        everyone = torch.cat(distributed.all_gather_objects(codes.cpu()))
+        if not main:
+            continue
         with torch.no_grad():
-            audio = vq.decode(codes.to(next(vq.parameters()).device), level)[..., :n_samples].cpu().numpy()
+            audio = vq.decode(everyone.to(next(vq.parameters()).device), level)[..., :n_samples].cpu().numpy()
         for i in range(request.n):
             written.append(save_audio(out / f"sample-{i}-level{level}.wav", audio[i], rate))
         stems = [f"sample-{i}-lyrics" for i in range(request.n)]
         if level == 2 and request.lyrics and prior.config.n_tokens and \
                 not all((out / f"{stem}.json").is_file() for stem in stems):  # done by an earlier run: same codes
-            written += _align(prior, codes, labels, request, out, song_length, rate, stems)
-        upper = codes
+            written += _align(prior, everyone.to(device), labels, request, out, song_length, rate, stems)
     return written
+
+
+def _rows_of(labels: Labels | Callable[[int], Labels] | None, rows: slice):
+    """The labels (fixed, or a function of a window's first sample) of some of the request's samples."""
+    if labels is None or isinstance(labels, Labels):
+        return labels if labels is None else labels.rows(rows)
+    return lambda offset: labels(offset).rows(rows)

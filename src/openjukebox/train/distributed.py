@@ -74,6 +74,22 @@ def broadcast(t: torch.Tensor, src: int = 0) -> torch.Tensor:
     return t
 
 
+def my_share(n: int) -> range:
+    """This rank's contiguous share of n items (the first ranks take one more when n does not divide evenly)."""
+    size, extra = divmod(n, world_size())
+    start = rank() * size + min(rank(), extra)
+    return range(start, start + size + (rank() < extra))
+
+
+def all_gather_objects(obj: object) -> list[object]:
+    """Every rank's `obj` (picklable), in rank order, on every rank; [obj] in a single process."""
+    if not is_distributed():
+        return [obj]
+    gathered: list[object] = [None] * world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
