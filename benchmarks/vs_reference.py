@@ -1,35 +1,40 @@
-"""Sampling speed against the reference implementation (jukebox-infer, the MIT port of the original code): the same
-original-architecture models, random weights, converted by openjukebox.compat, sampled one window each by both in
-one process on the same machine. Prints tokens/s of each and our speed-up, per level.
+"""Sampling and VQ-VAE decoding speed against the reference implementation (jukebox-infer, the MIT port of the
+original code): the same original-architecture models, random weights, converted by openjukebox.compat, run by
+both in one process on the same machine, in alternating runs; medians of --runs runs each.
 
-    pip install -e ".[parity]"; python benchmarks/vs_reference.py --tokens 512 --width 256
+    pip install -e ".[parity]"
+    OMP_NUM_THREADS=2 python benchmarks/vs_reference.py --tokens 512 --width 256 --depth 12 --runs 5 --batch 1 4
 
-Sizes default to a small model of the released structure (5b-style top prior: merged decoder, row/column/
-previous-row layers; upsamplers with the conditioner). On a GPU, --device cuda; --width 1920 --depth 72 --n-ctx
-8192 --blocks 128 gives the released upsampler size.
+Per prior and batch: tokens/s of the reference, of openjukebox eager and compiled (the compile time is reported
+apart: it is paid once per process and structure, and sampling/decode.py decides when it pays), and the ratios.
+Then the VQ-VAE at the released hyperparameters decoding level-0 codes: seconds of audio per second (real-time
+factor) of each. Sizes default to small models of the released structure (5b-style top prior: merged decoder,
+row/column/previous-row layers; an upsampler with its conditioner). On a GPU, --device cuda.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
 
-from openjukebox.compat.openai import convert_prior_state_dict
-from openjukebox.compat.released import prior_config, vqvae_config
+from openjukebox.compat.openai import convert_prior_state_dict, convert_vqvae_state_dict
+from openjukebox.compat.released import RELEASED, prior_config, vqvae_config
 from openjukebox.prior.conditioning import Labels
 from openjukebox.prior.model import Prior
 from openjukebox.sample.ancestral import sample_window
+from openjukebox.vqvae.model import VQVAE
+
+VQVAE_HPS = {**RELEASED["vqvae"], "sample_length": 1024 * 128}
 
 
 def models(level: int, args: argparse.Namespace):
     from jukebox_infer.hparams import setup_hparams
     from jukebox_infer.make_models import make_prior, make_vqvae
 
-    vq_hps = setup_hparams("", dict(levels=3, downs_t=(3, 2, 2), strides_t=(2, 2, 2), l_bins=2048, emb_width=64,
-                                    width=32, depth=4, dilation_growth_rate=3, hvqvae_multipliers=(2, 1, 1),
-                                    sample_length=args.n_ctx * 128))
+    vq_hps = setup_hparams("", dict(VQVAE_HPS, sample_length=args.n_ctx * 128))
     common = dict(level=level, n_ctx=args.n_ctx, prior_width=args.width, prior_depth=args.depth, attn_order=2,
                   blocks=args.blocks, labels=True, y_bins=(120, 4111), t_bins=128, max_bow_genre_size=5,
                   min_duration=60.0, max_duration=600.0)
@@ -56,6 +61,65 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def prior_rows(level: int, b: int, args: argparse.Namespace) -> str:
+    torch.manual_seed(0)
+    reference, ours = models(level, args)
+    device, n = torch.device(args.device), args.tokens
+    total = torch.full((b,), 200 * 44100, device=device)
+    offset = torch.zeros(b, dtype=torch.long, device=device)
+    artist = torch.zeros(b, dtype=torch.long, device=device)
+    genres = torch.full((b, 5), -1, device=device)
+    genres[:, 0] = 0
+    y = torch.cat([total[:, None], offset[:, None], torch.full((b, 1), reference.sample_length, device=device),
+                   artist[:, None], genres], dim=1)
+    upper = torch.randint(0, 2048, (b, args.n_ctx // 4), device=device) if level < 2 else None
+    labels = Labels(artist, genres, total, offset)
+    empty = torch.empty(b, 0, dtype=torch.long, device=device)
+    with torch.inference_mode():
+        x_cond, y_cond, _ = reference.get_cond([] if upper is None else [upper], y)
+        runs = {
+            "reference": lambda: reference.prior.sample(b, x_cond, y_cond, None, sample_tokens=n),
+            "eager": lambda: sample_window(ours, n, empty, labels, upper, seed=0, compile=False),
+            "compiled": lambda: sample_window(ours, n, empty, labels, upper, seed=0, compile=True),
+        }
+        compile_seconds = timed(runs["compiled"]) - timed(runs["compiled"])  # first call traces and compiles
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(args.runs):  # alternating, so that a change in the machine's load hits all three alike
+            for name, run in runs.items():
+                times[name].append(timed(run))
+    rate = {name: b * n / statistics.median(t) for name, t in times.items()}
+    return (f"| {level} | {b} | {rate['reference']:.0f} | {rate['eager']:.0f} | {rate['compiled']:.0f} | "
+            f"{rate['eager'] / rate['reference']:.2f}× | {rate['compiled'] / rate['reference']:.2f}× | "
+            f"{compile_seconds:.0f} s |")
+
+
+def vqvae_row(args: argparse.Namespace) -> str:
+    from jukebox_infer.hparams import setup_hparams
+    from jukebox_infer.make_models import make_vqvae
+
+    torch.manual_seed(0)
+    hps = setup_hparams("", dict(VQVAE_HPS, sample_length=args.vqvae_seconds * 44100))
+    with torch.device("cpu"):
+        reference = make_vqvae(hps, "cpu").to(args.device).eval()
+    ours = VQVAE(vqvae_config(hps))
+    ours.load_state_dict(convert_vqvae_state_dict(reference.state_dict()))
+    ours = ours.to(args.device).eval()
+    tokens = args.vqvae_seconds * 44100 // 8
+    codes = torch.randint(0, 2048, (1, tokens), device=args.device)
+    with torch.inference_mode():
+        runs = {"reference": lambda: reference.decode([codes], start_level=0, end_level=1),
+                "openjukebox": lambda: ours.decode(codes, 0)}
+        for run in runs.values():
+            run()
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(args.runs):
+            for name, run in runs.items():
+                times[name].append(timed(run))
+    rtf = {name: args.vqvae_seconds / statistics.median(t) for name, t in times.items()}
+    return (f"| VQ-VAE decode, level 0, {args.vqvae_seconds} s | {rtf['reference']:.2f}× real time | "
+            f"{rtf['openjukebox']:.2f}× real time | {rtf['openjukebox'] / rtf['reference']:.2f}× |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokens", type=int, default=512)
@@ -64,32 +128,25 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=12)
     parser.add_argument("--heads", type=int, default=2)
     parser.add_argument("--blocks", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--levels", type=int, nargs="+", default=[2, 0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--vqvae-seconds", type=int, default=10, help="audio decoded per VQ-VAE run (0: skip)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    # jukebox-infer checks `isinstance(x, torch.cuda.LongTensor)`; on CPU the CPU type is the right one.
     torch.cuda.LongTensor = torch.cuda.LongTensor if args.device.startswith("cuda") else torch.LongTensor
-    device, b, n = torch.device(args.device), args.batch, args.tokens
-    print(f"device {device}, threads {torch.get_num_threads()}, width {args.width}, depth {args.depth}, "
-          f"n_ctx {args.n_ctx}, {n} tokens, batch {b}")
-    print("level  reference tok/s  openjukebox tok/s  speed-up")
-    for level in (2, 1, 0):
-        torch.manual_seed(0)
-        reference, ours = models(level, args)
-        total = torch.full((b,), 200 * 44100, device=device)
-        offset = torch.zeros(b, dtype=torch.long, device=device)
-        artist = torch.zeros(b, dtype=torch.long, device=device)
-        genres = torch.full((b, 5), -1, device=device)
-        genres[:, 0] = 0
-        y = torch.cat([total[:, None], offset[:, None], torch.full((b, 1), reference.sample_length, device=device),
-                       artist[:, None], genres], dim=1)
-        upper = torch.randint(0, 2048, (b, args.n_ctx // 4), device=device) if level < 2 else None
-        labels = Labels(artist, genres, total, offset)
-        with torch.inference_mode():
-            x_cond, y_cond, _ = reference.get_cond([] if upper is None else [upper], y)
-            ref_time = timed(lambda: reference.prior.sample(b, x_cond, y_cond, None, sample_tokens=n))
-            our_time = timed(lambda: sample_window(ours, n, torch.empty(b, 0, dtype=torch.long, device=device), labels,
-                                                   upper, torch.Generator(device).manual_seed(0)))
-        print(f"{level:5d}  {b * n / ref_time:15.1f}  {b * n / our_time:17.1f}  {ref_time / our_time:8.2f}x")
+    print(f"device {args.device}, threads {torch.get_num_threads()}, width {args.width}, depth {args.depth}, "
+          f"n_ctx {args.n_ctx}, {args.tokens} tokens per run, median of {args.runs} alternating runs\n")
+    print("| level | batch | reference tok/s | eager tok/s | compiled tok/s | eager / reference | "
+          "compiled / reference | compile time |")
+    print("|---|---|---|---|---|---|---|---|")
+    for level in args.levels:
+        for b in args.batch:
+            print(prior_rows(level, b, args), flush=True)
+    if args.vqvae_seconds:
+        print("\n| | reference | openjukebox | openjukebox / reference |\n|---|---|---|---|")
+        print(vqvae_row(args), flush=True)
 
 
 if __name__ == "__main__":

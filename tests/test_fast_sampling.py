@@ -187,3 +187,29 @@ def test_samples_drawn_apart_equal_samples_drawn_together():
         alone = sample_level(prior, 2 * N_CTX, row, upper_codes=upper[i: i + 1], batch=1,
                              sample_ids=torch.tensor([i]), **options)
         assert torch.equal(alone[0], together[i])
+
+
+@pytest.mark.slow
+def test_gpu_suite_runs_at_tiny_sizes_on_cpu(tmp_path):
+    """benchmarks/gpu_suite.py, the script a lent GPU runs, end to end at tiny sizes (eager steps only: the
+    compiled step is checked above)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "gpu_suite.py"
+    out = tmp_path / "gpu.json"
+    result = subprocess.run([sys.executable, str(script), "--sizes", "tiny", "--device", "cpu", "--dtype", "float32",
+                             "--batch", "1", "2", "--inductor-batch", "--tokens", "8", "--music-seconds", "1",
+                             "--out", str(out)], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    for key in ("top", "upsampler"):
+        row = figures["priors"][key]
+        assert set(row["batches"]) == {"1", "2"}
+        assert all(t["ms_per_token"] > 0 and t["mode"] == "eager" for t in row["batches"]["1"])
+    assert figures["one_minute"]["compute_minutes"] > figures["one_minute"]["floor_minutes"] > 0
+    assert "| top (" in result.stdout

@@ -116,8 +116,14 @@ _compiled: dict[str, object] = {}
 _unavailable: list[str] = []  # why compiling failed here, once known: later steps go eager without trying again
 
 
+# How a compiled step runs on CUDA: "cuda-graph" captures the eager step once per window size and replays it (set-up:
+# one step); "inductor" is torch.compile with mode="reduce-overhead" (fused kernels, then also replayed as a CUDA
+# graph; set-up: minutes at the released sizes). benchmarks/gpu_suite.py measures both.
+CUDA_COMPILED_STEP = "cuda-graph"
+
+
 def compiled_decode_step(device: torch.device):
-    """torch.compile of decode_step, one per device type (CUDA: replayed as a CUDA graph)."""
+    """torch.compile of decode_step, one per device type (CUDA: mode="reduce-overhead", replayed as a CUDA graph)."""
     if device.type not in _compiled:
         mode = "reduce-overhead" if device.type == "cuda" else None
         _compiled[device.type] = torch.compile(decode_step, fullgraph=True, dynamic=False, mode=mode)
@@ -141,11 +147,15 @@ class Decoder:
     def __init__(self, prior: Prior, batch: int, filters: Filters, compile: bool) -> None:
         self.prior, self.filters = prior, filters
         self.state = DecodeState.allocate(prior, batch)
-        self.positions = torch.arange(prior.config.transformer.n_ctx, device=prior.pos_emb.device)
-        self.compile = compile and not _unavailable
-        if self.compile and prior.pos_emb.device.type == "cuda":
+        device = prior.pos_emb.device
+        self.positions = torch.arange(prior.config.transformer.n_ctx, device=device)
+        cuda = device.type == "cuda"
+        self.mode = "eager" if not compile or _unavailable else CUDA_COMPILED_STEP if cuda else "inductor"
+        if self.mode == "inductor" and cuda:
             for t in self.state.tensors():  # CUDA graphs replay fixed addresses: these tensors are refilled in place
                 torch._dynamo.mark_static_address(t)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.position = torch.zeros(1, dtype=torch.long, device=device)  # where the captured step draws next
 
     def load_window(self, prefix: torch.Tensor, n_tokens: int, labels: Labels | None,
                     upper_codes: torch.Tensor | None, seed: int, first_code: int = 0,
@@ -177,7 +187,10 @@ class Decoder:
 
     def run(self, first: int, last: int) -> None:
         """Draw the tokens at sequence positions first … last − 1; positions before `first` must be in the state."""
-        if self.compile and self._compiled_steps(first, last):
+        if self.mode == "cuda-graph":
+            self._graph_steps(first, last)
+            return
+        if self.mode == "inductor" and self._compiled_steps(first, last):
             return
         for chunk in range(first, last, EAGER_NOISE_CHUNK):
             # Uncompiled, every op costs its dispatch: the noise of many positions at once costs what one does.
@@ -200,9 +213,34 @@ class Decoder:
                 _unavailable.append(reason)
                 warnings.warn(f"torch.compile is not available here ({reason}); sampling without it (slower)",
                               stacklevel=3)
-                self.compile = False
+                self.mode = "eager"
                 return False
         return True
+
+    def _graph_steps(self, first: int, last: int) -> None:
+        """Replay a CUDA graph of the step, which reads its position from `self.position` and advances it. The
+        graph is captured at the first call: that call's first step runs eagerly on a side stream (capturing needs
+        warmed-up kernels), then the step is captured (capture runs nothing)."""
+        if first >= last:
+            return
+        if self.graph is None:
+            self.position.fill_(first)
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                self._step_and_advance()
+            torch.cuda.current_stream().wait_stream(side)
+            first += 1
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self._step_and_advance()
+        self.position.fill_(first)
+        for _ in range(first, last):
+            self.graph.replay()
+
+    def _step_and_advance(self) -> None:
+        decode_step(self.prior, self.state, self.position, self.filters)
+        self.position.add_(1)
 
 
 def _is_compile_failure(error: Exception) -> bool:
