@@ -6,6 +6,7 @@ it runs on that compilation: priors of one transformer structure share one trace
 
 import math
 import warnings
+import weakref
 
 import pytest
 import torch
@@ -70,7 +71,7 @@ def test_compiled_step_gives_the_eager_logits_and_codes(name):
     the compiled step's logits are within 1e-5 of the eager step's, and the codes drawn are identical. Then the
     whole sampler, windowed, compiled and not: the same codes."""
     prior, labels, upper = build(name)
-    compiled = compiled_decode_step(torch.device("cpu"))
+    compiled = compiled_decode_step(prior)
     eager, traced = (Decoder(prior, BATCH, Filters(), compile=False) for _ in range(2))
     n_codes = prior.config.n_ctx
     known = torch.randint(0, 16, (BATCH, 7))
@@ -109,13 +110,19 @@ def test_one_compilation_serves_every_window_and_a_resumed_run():
     assert torch.equal(long, uninterrupted) and torch.equal(resumed, uninterrupted)
     assert torch.equal(sample_level(prior, 6 * N_CTX, prompt=long[:, :30], compile=False, **options), uninterrupted)
 
+    # The compiled code holds the weights it was compiled with: changed weights are compiled anew, not ignored.
+    with torch.no_grad():
+        prior.transformer.blocks[0].mlp.c_fc.weight.mul_(3.0)
+    assert torch.equal(sample_level(prior, 2 * N_CTX, compile=True, **options),
+                       sample_level(prior, 2 * N_CTX, compile=False, **options))
+
 
 @pytest.mark.slow
 def test_without_a_cpp_compiler_sampling_falls_back_to_eager_with_one_warning(monkeypatch):
     import torch._inductor.config as inductor_config
 
     monkeypatch.setattr(inductor_config.cpp, "cxx", (None, "/nonexistent/c++"))
-    monkeypatch.setattr(decode, "_compiled", {})
+    monkeypatch.setattr(decode, "_compiled", weakref.WeakKeyDictionary())
     monkeypatch.setattr(decode, "_unavailable", [])
     torch._dynamo.reset()
     prior, labels, _ = build("dense top prior")

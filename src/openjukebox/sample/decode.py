@@ -11,10 +11,13 @@ refills the same tensors instead of tracing anew.
 
 from __future__ import annotations
 
+import types
 import warnings
+import weakref
 from dataclasses import dataclass
 
 import torch
+import torch._inductor.config as inductor_config
 
 from ..errors import ConfigError
 from ..prior.attention import KVCache
@@ -112,7 +115,6 @@ EAGER_NOISE_CHUNK = 64
 # CUDA, eager steps are bound by kernel launches (~10 ms a token at the released depth of 72 layers) and a CUDA
 # graph replays them for a fraction of that: an estimate until benchmarks/gpu_suite.py has measured it.
 COMPILE_PAYS_FROM = {"cpu": 30_000, "cuda": 4_000}
-_compiled: dict[str, object] = {}
 _unavailable: list[str] = []  # why compiling failed here, once known: later steps go eager without trying again
 
 
@@ -122,12 +124,43 @@ _unavailable: list[str] = []  # why compiling failed here, once known: later ste
 CUDA_COMPILED_STEP = "cuda-graph"
 
 
-def compiled_decode_step(device: torch.device):
-    """torch.compile of decode_step, one per device type (CUDA: mode="reduce-overhead", replayed as a CUDA graph)."""
-    if device.type not in _compiled:
+# On CPU the step's matrix-vector products dominate: inductor's own GEMM kernels over weights packed at compile time
+# (freezing + max_autotune with the CPP backend) run them about 2.5x faster than the library calls (docs/sampling.md).
+_CPU_OPTIONS = {"freezing": True, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}
+_compiled: weakref.WeakKeyDictionary[Prior, tuple[str, int, CompiledStep]] = weakref.WeakKeyDictionary()
+
+
+def weights_version(prior: Prior) -> int:
+    """Changes whenever a weight of the prior is changed in place (training, load_state_dict)."""
+    return sum(p._version for p in prior.parameters())
+
+
+class CompiledStep:
+    """decode_step compiled for one prior on its device; called like decode_step, compiling on the first call."""
+
+    def __init__(self, device: torch.device) -> None:
+        # dynamo reads `freezing` while tracing, so the options are set around the call rather than passed in.
+        self.options = _CPU_OPTIONS if device.type == "cpu" else {}
         mode = "reduce-overhead" if device.type == "cuda" else None
-        _compiled[device.type] = torch.compile(decode_step, fullgraph=True, dynamic=False, mode=mode)
-    return _compiled[device.type]
+        # dynamo keeps compiled code per code object, and code with frozen weights must serve only its own prior:
+        # each CompiledStep compiles a copy of decode_step with a code object of its own.
+        own = types.FunctionType(decode_step.__code__.replace(), decode_step.__globals__, "decode_step",
+                                 decode_step.__defaults__)
+        self.function = torch.compile(own, fullgraph=True, dynamic=False, mode=mode)
+
+    def __call__(self, prior: Prior, state: DecodeState, pos: torch.Tensor, filters: Filters) -> torch.Tensor:
+        with inductor_config.patch(self.options):
+            return self.function(prior, state, pos, filters)
+
+
+def compiled_decode_step(prior: Prior) -> CompiledStep:
+    """The prior's compiled step: on CPU its weights are frozen into the compiled code, so a prior whose weights
+    changed since is compiled anew; on CUDA it runs with mode="reduce-overhead" (a CUDA graph)."""
+    device, version = prior.pos_emb.device, weights_version(prior)
+    known = _compiled.get(prior)
+    if known is None or known[:2] != (device.type, version):
+        known = _compiled[prior] = (device.type, version, CompiledStep(device))
+    return known[2]
 
 
 def compile_pays(compile: bool | str, device: torch.device, steps: int) -> bool:
@@ -202,19 +235,25 @@ class Decoder:
     def _compiled_steps(self, first: int, last: int) -> bool:
         """Run the compiled step over the positions; False (after one warning, with nothing drawn) where this
         machine cannot compile, e.g. without a C++ compiler."""
-        step = compiled_decode_step(self.positions.device)
-        for p in range(first, last):
-            try:
-                step(self.prior, self.state, self.positions[p: p + 1], self.filters)
-            except Exception as e:  # noqa: BLE001 -- told apart below: only toolchain failures mean eager
-                if p > first or not _is_compile_failure(e):
-                    raise
-                reason = _first_line(e)
-                _unavailable.append(reason)
-                warnings.warn(f"torch.compile is not available here ({reason}); sampling without it (slower)",
-                              stacklevel=3)
-                self.mode = "eager"
-                return False
+        if first >= last:
+            return True
+        step = compiled_decode_step(self.prior)
+        try:  # the first call compiles, where it has not yet
+            step(self.prior, self.state, self.positions[first: first + 1], self.filters)
+        except Exception as e:  # noqa: BLE001 -- told apart below: only toolchain failures mean eager
+            if not _is_compile_failure(e):
+                raise
+            reason = _first_line(e)
+            _unavailable.append(reason)
+            warnings.warn(f"torch.compile is not available here ({reason}); sampling without it (slower)",
+                          stacklevel=3)
+            self.mode = "eager"
+            return False
+        # Every later call passes the same tensors, only the position's value changes: the guards that chose the
+        # compiled code above need not be checked again at every token (they cost as much as a small step).
+        with torch.compiler.set_stance(skip_guard_eval_unsafe=True):
+            for p in range(first + 1, last):
+                step.function(self.prior, self.state, self.positions[p: p + 1], self.filters)
         return True
 
     def _graph_steps(self, first: int, last: int) -> None:
