@@ -108,7 +108,10 @@ def vqvae_row(args: argparse.Namespace) -> str:
     codes = torch.randint(0, 2048, (1, tokens), device=args.device)
     with torch.inference_mode():
         runs = {"reference": lambda: reference.decode([codes], start_level=0, end_level=1),
-                "openjukebox": lambda: ours.decode(codes, 0)}
+                "openjukebox": lambda: ours.decode(codes, 0),
+                "openjukebox bf16": lambda: ours.decode(codes, 0, dtype=torch.bfloat16)}
+        expected = runs["reference"]().float().reshape(-1)  # (1, T, 1): the reference keeps time before channels
+        error = (runs["openjukebox bf16"]().reshape(-1) - expected).norm() / expected.norm()
         for run in runs.values():
             run()
         times: dict[str, list[float]] = {name: [] for name in runs}
@@ -117,7 +120,9 @@ def vqvae_row(args: argparse.Namespace) -> str:
                 times[name].append(timed(run))
     rtf = {name: args.vqvae_seconds / statistics.median(t) for name, t in times.items()}
     return (f"| VQ-VAE decode, level 0, {args.vqvae_seconds} s | {rtf['reference']:.2f}× real time | "
-            f"{rtf['openjukebox']:.2f}× real time | {rtf['openjukebox'] / rtf['reference']:.2f}× |")
+            f"{rtf['openjukebox']:.2f}× real time | {rtf['openjukebox'] / rtf['reference']:.2f}× | "
+            f"{rtf['openjukebox bf16']:.2f}× real time | {rtf['openjukebox bf16'] / rtf['reference']:.2f}× | "
+            f"{-20 * torch.log10(error).item():.1f} dB |")
 
 
 def main() -> None:
@@ -129,7 +134,7 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=2)
     parser.add_argument("--blocks", type=int, default=32)
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--levels", type=int, nargs="+", default=[2, 0])
+    parser.add_argument("--levels", type=int, nargs="*", default=[2, 0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--vqvae-seconds", type=int, default=10, help="audio decoded per VQ-VAE run (0: skip)")
     parser.add_argument("--device", default="cpu")
@@ -145,7 +150,8 @@ def main() -> None:
         for b in args.batch:
             print(prior_rows(level, b, args), flush=True)
     if args.vqvae_seconds:
-        print("\n| | reference | openjukebox | openjukebox / reference |\n|---|---|---|---|")
+        print("\n| | reference | openjukebox | openjukebox / reference | openjukebox bf16 | bf16 / reference | "
+              "bf16 signal-to-error vs reference |\n|---|---|---|---|---|---|---|")
         print(vqvae_row(args), flush=True)
 
 

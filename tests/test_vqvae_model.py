@@ -78,3 +78,15 @@ def test_training_step_reduces_loss_on_a_fixed_batch():
         opt.step()
         losses.append(out.loss.item())
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_decoding_in_bfloat16_stays_close_to_float32():
+    """The faster bf16 decode (autocast) keeps the float32 audio's shape and type, at > 20 dB signal-to-error."""
+    torch.manual_seed(0)
+    model = VQVAE(preset("tiny")).eval()
+    codes = torch.randint(0, model.config.codebook_size, (2, 300))
+    exact = model.decode(codes, 0)
+    fast = model.decode(codes, 0, dtype=torch.bfloat16)
+    assert fast.dtype == torch.float32 and fast.shape == exact.shape
+    assert -20 * torch.log10((fast - exact).norm() / exact.norm()) > 20
+    assert torch.equal(model.decode(codes, 0, dtype=torch.float32), exact)

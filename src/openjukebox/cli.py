@@ -306,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: the embedded model)")
         p.add_argument("--device", default="auto")
         p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
-                       help="the priors' weights and compute type (bfloat16 halves their memory)")
+                       help="the priors' weights and compute type, and the VQ-VAE decoder's compute type "
+                            "(bfloat16 halves the priors' memory and decodes about 3x faster on CPU)")
         p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                        help="compile the per-token step with torch.compile (default: for levels long enough to pay "
                             "for the compilation; the codes are the same either way)")

@@ -268,7 +268,8 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
         if not main:
             continue
         with torch.no_grad():
-            audio = vq.decode(everyone.to(next(vq.parameters()).device), level)[..., :n_samples].cpu().numpy()
+            audio = vq.decode(everyone.to(next(vq.parameters()).device), level, dtype=bundle.dtype)
+            audio = audio[..., :n_samples].cpu().numpy()
         for i in range(request.n):
             written.append(save_audio(out / f"sample-{i}-level{level}.wav", audio[i], rate))
         stems = [f"sample-{i}-lyrics" for i in range(request.n)]

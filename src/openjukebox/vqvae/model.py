@@ -145,9 +145,16 @@ class VQVAE(nn.Module):
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor, level: int, chunk_seconds: float | None = 20.0,
-               margin_seconds: float = 2.0) -> torch.Tensor:
-        """Audio (batch, 1, tokens × hop) from one level's codes, in overlapping chunks unless chunk_seconds is None."""
+               margin_seconds: float = 2.0, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Audio (batch, 1, tokens × hop) float32 from one level's codes, in overlapping chunks unless chunk_seconds
+        is None. With `dtype` (bfloat16 or float16) the convolutions compute in it (autocast): about 3× faster on
+        a CPU with AVX512-BF16, at about 27 dB signal-to-error against float32 (docs/sampling.md)."""
         self.check_codes(codes)
+        with torch.autocast(codes.device.type, dtype=dtype or torch.bfloat16, enabled=dtype not in (None, torch.float32)):
+            return self._decode_chunks(codes, level, chunk_seconds, margin_seconds).float()
+
+    def _decode_chunks(self, codes: torch.Tensor, level: int, chunk_seconds: float | None,
+                       margin_seconds: float) -> torch.Tensor:
         if chunk_seconds is None:
             return self.decode_level(codes, level)
         hop = self.hop_lengths[level]
