@@ -115,8 +115,7 @@ def sample_check(out: Path, args: argparse.Namespace) -> None:
         upper = torch.zeros(1, prior.config.n_ctx // 4, dtype=torch.long) if level < 2 else None
         start = time.perf_counter()
         with torch.inference_mode():
-            codes = sample_window(prior, args.tokens, torch.empty(1, 0, dtype=torch.long), labels, upper,
-                                  torch.Generator().manual_seed(0))
+            codes = sample_window(prior, args.tokens, torch.empty(1, 0, dtype=torch.long), labels, upper, seed=0)
         seconds = time.perf_counter() - start
         print(json.dumps({"level": level, "tokens": args.tokens, "seconds": round(seconds, 1),
                           "codes_in_range": bool(((codes >= 0) & (codes < prior.config.bins)).all()),

@@ -99,8 +99,9 @@ def inputs(prior: Prior, batch: int, device: torch.device):
 
 
 def step_bytes(prior: Prior, batch: int) -> int:
-    """What one step must read (prior: built on the meta device): the transformer's and output layer's weights, and the keys/values it attends to
-    (whole caches of row and previous-row layers, one column of a column layer's; dense layers read everything)."""
+    """What one step must read (prior: built on the meta device): the transformer's and output layer's weights,
+    and the keys/values it attends to (whole caches of row and previous-row layers, one column of a column
+    layer's; dense layers read everything)."""
     weights = sum(p.numel() * p.element_size() for p in prior.transformer.parameters())
     weights += prior.x_out.weight.numel() * prior.x_out.weight.element_size()
     config = prior.config.transformer
@@ -171,7 +172,8 @@ def vqvae_minute(args, device: torch.device) -> dict:
         start = now(device)
         vq.decode(codes, 0)
         seconds = now(device) - start
-    return {"decode_s_per_minute": round(seconds * 60 / args.music_seconds, 2), "peak_gib": round(peak_memory_gib(device), 2)}
+    return {"decode_s_per_minute": round(seconds * 60 / args.music_seconds, 2),
+            "peak_gib": round(peak_memory_gib(device), 2)}
 
 
 def lyrics_memory(config: PriorConfig, device: torch.device, dtype: torch.dtype, tokens: int) -> dict:
@@ -243,7 +245,8 @@ def main() -> None:
 def markdown(results: dict) -> str:
     lines = [f"{results['device']}, torch {results['torch']}, {results['sizes']} sizes, {results['dtype']}, "
              f"measured bandwidth {results['bandwidth_gbs']} GB/s", "",
-             "| prior | batch | mode | set-up (s) | ms/token | floor ms/token | peak GiB |", "|---|---|---|---|---|---|---|"]
+             "| prior | batch | mode | set-up (s) | ms/token | floor ms/token | peak GiB |",
+             "|---|---|---|---|---|---|---|"]
     for key, row in results["priors"].items():
         for batch, timings in row["batches"].items():
             for t in timings:

@@ -19,7 +19,8 @@ def measure(preset: str, level: int, tokens: int, batch: int, cached: bool) -> d
 
     from openjukebox.prior.config import prior_preset
     from openjukebox.prior.model import Prior
-    from openjukebox.sample.ancestral import filter_logits, sample_window
+    from openjukebox.sample.ancestral import sample_window
+    from openjukebox.sample.decode import filter_logits
     from openjukebox.vqvae.config import preset as vqvae_preset
 
     torch.manual_seed(0)
@@ -35,7 +36,7 @@ def measure(preset: str, level: int, tokens: int, batch: int, cached: bool) -> d
     start = time.perf_counter()
     with torch.inference_mode():
         if cached:
-            sample_window(prior, n, torch.empty(batch, 0, dtype=torch.long), labels, upper, generator)
+            sample_window(prior, n, torch.empty(batch, 0, dtype=torch.long), labels, upper, seed=0, compile=False)
         else:
             codes = torch.empty(batch, 0, dtype=torch.long)
             for _ in range(n):

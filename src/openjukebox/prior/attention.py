@@ -134,7 +134,8 @@ def attend_one(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: KVCache
     b, h, _, d = cache.keys.shape
     keys, values = cache.keys, cache.values
     if pattern == COLUMN:  # slot j·block_len + offset of every block j
-        keys, values = (c.view(b, h, -1, block_len, d).index_select(3, index.offset)[:, :, :, 0] for c in (keys, values))
+        keys, values = (c.view(b, h, -1, block_len, d).index_select(3, index.offset)[:, :, :, 0]
+                        for c in (keys, values))
     elif pattern == PREVIOUS_ROW:
         keys, values = (c.view(b, h, 2, block_len, d).index_select(2, index.previous_half)[:, :, 0]
                         for c in (keys, values))

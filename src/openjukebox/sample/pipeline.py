@@ -212,7 +212,8 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     request.check()
     share = distributed.my_share(request.n)
     if request.n < distributed.world_size():
-        raise ConfigError(f"--n {request.n} is fewer samples than the {distributed.world_size()} processes sharing them")
+        raise ConfigError(f"--n {request.n} is fewer samples than the {distributed.world_size()} processes "
+                          "sharing them")
     out = Path(out_dir)
     saved = out / REQUEST
     if saved.is_file():
