@@ -109,12 +109,12 @@ def decode_step(prior: Prior, state: DecodeState, pos: torch.Tensor, filters: Fi
 
 EAGER_NOISE_CHUNK = 64
 
-# compile="auto": compile when a call has at least this many steps (tokens of each sample) to draw. On CPU,
-# compiling a prior of the embedded model's size (6 layers, width 128) takes ~20-40 s on 2 cores with an empty
-# inductor cache and saves ~0.5 ms a token (docs/sampling.md), so it pays from a few tens of thousands of tokens.
+# compile="auto": compile when a call has at least this many steps (tokens of each sample) to draw. On CPU (2
+# cores), compiling a prior of the embedded model (6 layers, width 128) takes ~20 s, plus ~30 s once per process,
+# and saves ~0.45 ms of its ~0.65 ms a token: it pays from ~45 000-90 000 steps (docs/sampling.md).
 # On CUDA an eager step is bound by its kernel launches (some 1 500 at the released depth of 72 layers) and a CUDA
 # graph replays them in one: the figure is an estimate until benchmarks/gpu_suite.py has measured it.
-COMPILE_PAYS_FROM = {"cpu": 30_000, "cuda": 4_000}
+COMPILE_PAYS_FROM = {"cpu": 50_000, "cuda": 4_000}
 _unavailable: list[str] = []  # why compiling failed here, once known: later steps go eager without trying again
 
 
