@@ -4,6 +4,7 @@ sampling noise (sample/noise.py) against an independent plain-Python hash and th
 Compiling is slow on 2 cores (inductor, ~15 s a structure), so each structure is compiled once and every check of
 it runs on that compilation: priors of one transformer structure share one traced step."""
 
+import functools
 import math
 import warnings
 import weakref
@@ -50,6 +51,7 @@ STRUCTURES = {
 }
 
 
+@functools.cache  # one prior per structure for the whole module: its compiled step is made once
 def build(name: str) -> tuple[Prior, Labels, torch.Tensor | None]:
     torch.manual_seed(0)
     prior = Prior(STRUCTURES[name]).eval()

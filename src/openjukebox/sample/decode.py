@@ -259,18 +259,20 @@ class Decoder:
 
     def _graph_steps(self, first: int, last: int) -> None:
         """Replay a CUDA graph of the step, which reads its position from `self.position` and advances it. The
-        graph is captured at the first call: that call's first step runs eagerly on a side stream (capturing needs
-        warmed-up kernels), then the step is captured (capture runs nothing)."""
+        graph is captured at the first call: that call's first steps (up to 3) run eagerly on a side stream
+        (capturing needs warmed-up kernels and libraries), then the step is captured (capture runs nothing)."""
         if first >= last:
             return
         if self.graph is None:
+            warm_up = min(3, last - first)
             self.position.fill_(first)
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
-                self._step_and_advance()
+                for _ in range(warm_up):
+                    self._step_and_advance()
             torch.cuda.current_stream().wait_stream(side)
-            first += 1
+            first += warm_up
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph):
                 self._step_and_advance()
