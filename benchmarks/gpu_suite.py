@@ -144,6 +144,15 @@ def prefill_seconds(prior: Prior, device: torch.device) -> float:
         return now(device) - start
 
 
+def guarded(measure, **label) -> dict:
+    """A measurement, or what stopped it: device time is scarce, so one failure must not lose the other figures."""
+    try:
+        return measure()
+    except Exception as e:  # noqa: BLE001 -- reported in the results, never hidden
+        line = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        return {**label, "error": f"{type(e).__name__}: {line}"}
+
+
 def measure_prior(name: str, config: PriorConfig, args, device: torch.device, dtype: torch.dtype) -> dict:
     start = now(device)
     prior = build(config, device, dtype)
@@ -152,11 +161,11 @@ def measure_prior(name: str, config: PriorConfig, args, device: torch.device, dt
     reset_peak(device)
     modes = ["eager", "cuda-graph", "inductor"] if device.type == "cuda" else ["eager", "inductor"]
     for batch in args.batch:
-        row["batches"][batch] = [time_mode(prior, batch, mode, args.tokens, device) for mode in modes
-                                 if mode != "inductor" or batch in args.inductor_batch]
+        row["batches"][batch] = [guarded(lambda: time_mode(prior, batch, mode, args.tokens, device), mode=mode)
+                                 for mode in modes if mode != "inductor" or batch in args.inductor_batch]
         row["batches"][batch][0]["floor_ms"] = round(step_bytes(build(config, torch.device("meta"), dtype), batch)
                                                      / (args.bandwidth * 1e9) * 1000, 3)
-    row["prefill_half_window_s"] = round(prefill_seconds(prior, device), 3)
+    row["prefill_half_window_s"] = guarded(lambda: round(prefill_seconds(prior, device), 3))
     row["peak_gib"] = round(peak_memory_gib(device), 2)
     del prior
     return row
@@ -199,7 +208,7 @@ def minutes_per_minute(rows: dict, vqvae: dict, hop_fraction: float = 0.5) -> di
     for level, hop in ((2, 128), (1, 32), (0, 8)):
         row = rows["top" if level == 2 else "upsampler"]
         timings = row["batches"][1]
-        best = min(t["ms_per_token"] for t in timings)
+        best = min(t["ms_per_token"] for t in timings if "ms_per_token" in t)
         tokens = 60 * 44100 / hop
         windows = tokens / (row["n_ctx"] * hop_fraction)
         total += tokens * best / 1000 + windows * row["prefill_half_window_s"]
@@ -229,17 +238,23 @@ def main() -> None:
     found = configs(args.sizes)
     results["priors"] = {}
     for key in ("top", "upsampler"):
-        results["priors"][key] = {**measure_prior(key, found[key], args, device, dtype),
-                                  "n_ctx": found[key].n_ctx}
+        results["priors"][key] = guarded(lambda: {**measure_prior(key, found[key], args, device, dtype),
+                                                  "n_ctx": found[key].n_ctx}, prior=key)
         print(json.dumps(results["priors"][key]), flush=True)
-    results["vqvae"] = vqvae_minute(args, device)
-    results["lyrics_5b_batch_1"] = lyrics_memory(found["lyrics"], device, dtype, 8)
-    results["one_minute"] = minutes_per_minute(results["priors"], results["vqvae"])
+        save(results, args.out)
+    results["vqvae"] = guarded(lambda: vqvae_minute(args, device))
+    results["lyrics_5b_batch_1"] = guarded(lambda: lyrics_memory(found["lyrics"], device, dtype, 8))
+    results["one_minute"] = guarded(lambda: minutes_per_minute(results["priors"], results["vqvae"]))
     print(json.dumps({k: results[k] for k in ("vqvae", "lyrics_5b_batch_1", "one_minute")}), flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=2)
+    save(results, args.out)
     print(markdown(results))
+
+
+def save(results: dict, path: str | None) -> None:
+    """Written after every part, so that a run stopped by its time limit keeps what it measured."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(results, f, indent=2)
 
 
 def markdown(results: dict) -> str:
@@ -248,15 +263,17 @@ def markdown(results: dict) -> str:
              "| prior | batch | mode | set-up (s) | ms/token | floor ms/token | peak GiB |",
              "|---|---|---|---|---|---|---|"]
     for key, row in results["priors"].items():
-        for batch, timings in row["batches"].items():
+        for batch, timings in row.get("batches", {"-": [{"mode": "-", "error": row.get("error")}]}).items():
             for t in timings:
-                lines.append(f"| {key} ({row['parameters'] / 1e6:,.0f} M) | {batch} | {t['mode']} | {t['setup_s']} | "
-                             f"{t['ms_per_token']} | {timings[0]['floor_ms']} | {row['peak_gib']} |")
-    one = results["one_minute"]
-    lines += ["", f"VQ-VAE decode: {results['vqvae']['decode_s_per_minute']} s per minute of audio; 5b_lyrics at "
-              f"batch 1: weights {results['lyrics_5b_batch_1']['weights_gib']} GiB, peak "
-              f"{results['lyrics_5b_batch_1']['peak_gib']} GiB; one minute of music through all three levels at "
-              f"batch 1: {one['compute_minutes']} min of compute (bandwidth floor {one['floor_minutes']} min)."]
+                lines.append(f"| {key} ({row.get('parameters', 0) / 1e6:,.0f} M) | {batch} | {t['mode']} | "
+                             f"{t.get('setup_s', t.get('error'))} | {t.get('ms_per_token', '')} | "
+                             f"{timings[0].get('floor_ms', '')} | {row.get('peak_gib', '')} |")
+    vqvae, lyrics, one = (results[k] for k in ("vqvae", "lyrics_5b_batch_1", "one_minute"))
+    lines += ["", f"VQ-VAE decode: {vqvae.get('decode_s_per_minute', vqvae.get('error'))} s per minute of audio; "
+              f"5b_lyrics at batch 1: weights {lyrics.get('weights_gib', lyrics.get('error'))} GiB, peak "
+              f"{lyrics.get('peak_gib')} GiB; one minute of music through all three levels at batch 1: "
+              f"{one.get('compute_minutes', one.get('error'))} min of compute (bandwidth floor "
+              f"{one.get('floor_minutes')} min)."]
     return "\n".join(lines)
 
 
