@@ -69,7 +69,7 @@ def test_released_layer_cycle():
 
 
 def test_released_lyrics_layer_cycles():
-    """released-architecture.md, item 12: 5b_lyrics has encoder-decoder layers at 18, 28, ..., 78 of 79; 1b_lyrics
+    """As the original code builds them: 5b_lyrics has encoder-decoder layers at 18, 28, ..., 78 of 79; 1b_lyrics
     has prefix, prefix, dense where d % 16 == 15 (layers 15, 31, 47, 63: d % 3 = 0, 1, 2, 0)."""
     order_10 = layer_patterns(10, 79)
     assert [d for d, p in enumerate(order_10) if p == ENCODER_DECODER] == list(range(18, 79, 10))

@@ -1,4 +1,4 @@
-"""The `openjukebox vqvae` commands against the bad inputs of DESIGN.md, run as a user runs them.
+"""The `openjukebox vqvae` commands against bad inputs a user can give, run as a user runs them.
 
 A failure must exit non-zero with exactly one `openjukebox: error: ...` line on stderr (no traceback) and leave
 nothing behind in the output folder; the inputs that must work (silence, very short clips, any sample rate or
@@ -22,7 +22,7 @@ import soundfile as sf
 import torch
 
 MODEL_RATE = 16000  # the tiny preset's sample rate
-HOPS = (8, 32, 128)  # every preset's hop lengths, levels 0..2 (DESIGN.md)
+HOPS = (8, 32, 128)  # every preset's hop lengths, levels 0..2 (README: Using the VQ-VAE)
 
 
 def run_cli(*args: str | os.PathLike, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -12,7 +12,7 @@ reference = pytest.importorskip("jukebox_infer.vqvae.vqvae")
 
 
 def released_vqvae():
-    """jukebox-infer's VQ-VAE with the released hyperparameters (released-architecture.md), random weights."""
+    """jukebox-infer's VQ-VAE with the released hyperparameters (compat/released.py), random weights."""
     model = reference.VQVAE(input_shape=(8192, 1), levels=3, downs_t=(3, 2, 2), strides_t=(2, 2, 2), emb_width=64,
                             l_bins=2048, mu=0.99, commit=0.02, spectral=0.0, multispectral=1.0, multipliers=(2, 1, 1),
                             width=32, depth=4, m_conv=1.0, dilation_growth_rate=3, dilation_cycle=None,

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
+import re
 import sys
 import warnings
 from typing import NoReturn
 
+from . import __version__
 from .errors import OpenJukeboxError
 
 
 def _device(name: str):
-    import torch
+    from .devices import resolve_device
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise OpenJukeboxError(f"--device {name}: CUDA is not available on this machine")
-    return torch.device(name)
+    return resolve_device(name)
 
 
 def _dtype(name: str):
@@ -90,12 +89,38 @@ def cmd_vqvae_eval(args: argparse.Namespace) -> None:
               f"{e['codebook_usage'] * 100:>14.1f}% {e['perplexity']:>10.1f}")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show (None, False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
-    """Usage mistakes are reported like every other error: one line, then exit status 2."""
+    """Usage mistakes are reported like every other error: one line, then exit status 2; a mistyped command or
+    choice gets the closest one suggested. Every option's help shows its default."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs):
+        default = kwargs.get("default")
+        if "help" not in kwargs and default is not None and default is not False:
+            kwargs["help"] = "(default: %(default)s)"  # an option without help text would not show its default
+        return super().add_argument(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("openjukebox").strip()
         where = f"{command}: " if command else ""
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            options = re.findall(r"'([^']*)'", choice.group(2))
+            close = difflib.get_close_matches(choice.group(1), options, n=1)
+            if close:
+                message += f"; did you mean '{close[0]}'?"
         self.exit(2, f"openjukebox: error: {where}{message} (see '{self.prog} --help')\n")
 
 
@@ -289,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .vqvae.config import PRESETS
 
     parser = _Parser(prog="openjukebox", description="Jukebox on today's PyTorch.")
+    parser.add_argument("--version", action="version", version=f"openjukebox {__version__}")
     sub = parser.add_subparsers(dest="group", required=True)
     vq = sub.add_parser("vqvae", help="train and use the three-level VQ-VAE").add_subparsers(dest="command", required=True)
 

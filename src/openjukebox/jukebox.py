@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import os
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .bundle import Bundle, load_bundle
+from .devices import resolve_device
+from .errors import ConfigError
 from .models import resolve_model
 from .sample.pipeline import SampleRequest, align_audio, sample
 
@@ -21,24 +24,25 @@ class Jukebox:
         self.bundle = bundle
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+    def load(cls, path: str | os.PathLike | None = None, device: str | torch.device = "auto",
              dtype: torch.dtype | None = None) -> Jukebox:
-        """A bundle folder, a bundle's name in the cache, or (None) the embedded model. `dtype=torch.bfloat16` holds
-        the priors in half the memory (the released 5B prior needs it on 24 GB GPUs)."""
-        return cls(load_bundle(resolve_model(path), device, dtype))
+        """A bundle folder, a bundle's name in the cache, or (None) the embedded model, on `device` ("auto": the GPU
+        when there is one, as the CLI's --device). `dtype=torch.bfloat16` holds the priors in half the memory (the
+        released 5B prior needs it on 24 GB GPUs)."""
+        return cls(load_bundle(resolve_model(path), resolve_device(device), dtype))
 
     def sample(self, out: str | os.PathLike, duration: float, progress: bool = True, compile: bool | str = "auto",
                **options) -> list[Path]:
         """New songs; options are those of `SampleRequest` (artist, genres, n, seed, temperature, top_k, top_p,
         hop_fraction, levels). `compile`: compile the per-token step (True), not (False), or where a level is long
         enough to pay for compiling ("auto"); the codes are the same either way."""
-        return sample(self.bundle, out, SampleRequest(duration=duration, **options), progress, compile)
+        return sample(self.bundle, out, _request(duration=duration, **options), progress, compile)
 
     def continue_from(self, audio_path: str | os.PathLike, out: str | os.PathLike, duration: float,
                       prompt_seconds: float, progress: bool = True, compile: bool | str = "auto",
                       **options) -> list[Path]:
         """Continue the first `prompt_seconds` of the user's audio to `duration` seconds in total."""
-        request = SampleRequest(duration=duration, prompt=str(audio_path), prompt_seconds=prompt_seconds, **options)
+        request = _request(duration=duration, prompt=str(audio_path), prompt_seconds=prompt_seconds, **options)
         return sample(self.bundle, out, request, progress, compile)
 
     def align(self, audio_path: str | os.PathLike, lyrics: str, out: str | os.PathLike, artist: str | None = None,
@@ -63,3 +67,15 @@ class Jukebox:
         """The (n, tokens) codes of one level of a run."""
         with np.load(Path(out) / f"level{level}.npz", allow_pickle=False) as data:
             return data["codes"]
+
+
+def _request(**options) -> SampleRequest:
+    """A SampleRequest, with an unknown option named (and the CLI's spelling of it recognised) instead of a
+    TypeError."""
+    known = {f.name for f in fields(SampleRequest)}
+    for name in options:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; the options are {', '.join(sorted(known))}"
+            raise ConfigError(f"unknown sampling option '{name}'{hint}")
+    return SampleRequest(**options)

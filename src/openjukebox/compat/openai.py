@@ -1,6 +1,6 @@
 """Converting the released OpenAI Jukebox state dicts to openjukebox's module layout.
 
-Names are facts of the released checkpoints (released-architecture.md): the VQ-VAE's
+Names are facts of the released checkpoints (the original code's module names): the VQ-VAE's
 `encoders.{l}.level_blocks.{i}.model...`, `decoders.{l}.level_blocks.{i}.model...`, `decoders.{l}.out` and the
 codebook buffers `bottleneck.level_blocks.{l}.k`. Residual blocks are `model.{d}.model.{1,3}` (the two convs
 between ReLUs). The EMA state is not in the released state dict; it starts from the codebook.

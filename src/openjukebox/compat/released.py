@@ -1,8 +1,8 @@
 """The released Jukebox models' hyperparameters, under their original names, and their openjukebox configs.
 
 The original code describes a model by a flat dict of hyperparameters (`hps`), saved inside every checkpoint it
-writes. `RELEASED` holds the values of the released models (released-architecture.md; the original's defaults
-filled in). `vqvae_config` and `prior_config` turn any such dict into our configs, so checkpoints people trained
+writes. `RELEASED` holds the values of the released models (the hyperparameters the original code ships for them, its
+defaults filled in; docs/released-models.md). `vqvae_config` and `prior_config` turn any such dict into our configs, so checkpoints people trained
 with the original code convert too; a value openjukebox cannot reproduce is refused by name.
 """
 

@@ -33,7 +33,7 @@ _SIZES = {
              TransformerConfig(width=32, depth=3, heads=2, n_ctx=64, blocks=8), 16, 2, 16),
     "small": (TransformerConfig(width=128, depth=6, heads=2, n_ctx=256, blocks=16),
               TransformerConfig(width=128, depth=6, heads=1, n_ctx=256, blocks=16), 64, 4, 32),
-    # The released 5b top prior and upsamplers (released-architecture.md).
+    # The released 5b top prior and upsamplers (compat/released.py, docs/released-models.md).
     "paper": (TransformerConfig(width=4800, depth=72, heads=8, n_ctx=8192, blocks=128),
               TransformerConfig(width=1920, depth=72, heads=1, n_ctx=8192, blocks=128), 1024, 16, 128),
 }

@@ -31,6 +31,7 @@ from .ancestral import sample_level
 from .decode import Filters
 
 REQUEST = "request.json"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 
 @dataclass
@@ -56,6 +57,10 @@ class SampleRequest:
     # The length of the song this clip begins, for the timing conditioning and the lyrics' pace (the original's
     # total_sample_length_in_seconds). None: the bundle's own default, else `duration`.
     song_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.prompt is not None:  # kept absolute in request.json, so that a run continues from any folder
+            self.prompt = os.path.abspath(self.prompt)
 
     def check(self) -> None:
         if not self.duration > 0:
@@ -215,14 +220,20 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
         raise ConfigError(f"--n {request.n} is fewer samples than the {distributed.world_size()} processes "
                           "sharing them")
     out = Path(out_dir)
+    if out.suffix.lower() in AUDIO_SUFFIXES or out.is_file():
+        raise ConfigError(f"{out}: sampling writes a folder (request.json, level*.npz, sample-*.wav), not one file; "
+                          "give --out a folder name")
     saved = out / REQUEST
     if saved.is_file():
         # Compared as saved (tuples become lists); fields added since an older run was saved take their defaults.
         previous = json.loads(json.dumps({**asdict(SampleRequest(duration=request.duration)),
                                           **json.loads(saved.read_text())}))
         mine = json.loads(json.dumps(asdict(request)))
-        if {k: v for k, v in previous.items() if k != "levels"} != {k: v for k, v in mine.items() if k != "levels"}:
-            raise ConfigError(f"{out}: holds a different sampling request; use another --out or the same options")
+        differing = [k for k in mine if k != "levels" and previous.get(k) != mine[k]]
+        if differing:
+            what = "; ".join(f"{k} was {previous.get(k)!r}, now {mine[k]!r}" for k in differing)
+            raise ConfigError(f"{out}: holds a different sampling request ({what}); use another --out or the same "
+                              "options")
     vq = bundle.vqvae
     rate = vq.config.sample_rate
     n_samples = round(request.duration * rate)

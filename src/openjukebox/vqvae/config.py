@@ -1,6 +1,6 @@
 """VQ-VAE hyperparameters as a dataclass, with the named presets.
 
-`paper` holds the released Jukebox VQ-VAE's values (paper Table 4 and released-architecture.md), so
+`paper` holds the released Jukebox VQ-VAE's values (paper Table 4 and compat/released.py), so
 its weights can later be loaded unchanged. Every preset keeps three levels with hop lengths 8, 32, 128.
 """
 

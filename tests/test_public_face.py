@@ -1,0 +1,93 @@
+"""The package as a newcomer meets it: one import for the public names, the API and the CLI agreeing on devices and
+option names, and usage mistakes answered with what to do."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import openjukebox
+from openjukebox.bundle import init_bundle
+from openjukebox.errors import ConfigError
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "openjukebox", *map(str, args)], capture_output=True, text=True,
+                          timeout=600, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bundle") / "tiny"
+    init_bundle("tiny", path)
+    return path
+
+
+def test_the_public_names_import_from_the_package():
+    from openjukebox import (Bundle, Jukebox, OpenJukeboxError, Prior, SampleRequest, VQVAE, train_prior,  # noqa: F401
+                             train_vqvae)
+
+    for name in openjukebox.__all__:
+        assert getattr(openjukebox, name) is not None
+    assert Jukebox.__module__ == "openjukebox.jukebox" and issubclass(OpenJukeboxError, Exception)
+    with pytest.raises(AttributeError):
+        openjukebox.no_such_name  # noqa: B018
+
+
+def test_the_api_picks_the_device_as_the_cli_does(bundle_dir):
+    from openjukebox import Jukebox
+    from openjukebox.devices import resolve_device
+
+    expected = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("auto") == expected
+    assert Jukebox.load(bundle_dir).bundle.device == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")
+    with pytest.raises(ConfigError, match="not a device"):
+        resolve_device("gpu0")
+
+
+def test_an_unknown_sampling_option_is_named_with_the_closest_one(bundle_dir, tmp_path):
+    from openjukebox import Jukebox
+
+    with pytest.raises(ConfigError, match="unknown sampling option 'genre'; did you mean 'genres'"):
+        Jukebox.load(bundle_dir).sample(tmp_path / "out", duration=1, genre="rock")
+    assert not (tmp_path / "out").exists()
+
+
+def test_version_help_defaults_and_suggestions():
+    version = cli("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"openjukebox {openjukebox.__version__}"
+    typo = cli("smaple")
+    assert typo.returncode == 2 and "did you mean 'sample'?" in typo.stderr and len(typo.stderr.splitlines()) == 1
+    helptext = " ".join(cli("sample", "--help").stdout.split())
+    assert "--device DEVICE (default: auto)" in helptext and "--top-k TOP_K (default: 0)" in helptext
+
+
+def test_sampling_refuses_an_audio_file_as_out_and_names_the_option_that_differs(bundle_dir, tmp_path):
+    wav = cli("sample", "--model", bundle_dir, "--duration", 0.3, "--out", tmp_path / "song.wav", "--levels", "2")
+    assert wav.returncode == 1 and "writes a folder" in wav.stderr and not (tmp_path / "song.wav").exists()
+    first = cli("sample", "--model", bundle_dir, "--duration", 0.3, "--out", tmp_path / "run", "--levels", "2")
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = cli("sample", "--model", bundle_dir, "--duration", 0.3, "--out", tmp_path / "run", "--levels", "2",
+                "--seed", 5)
+    assert again.returncode == 1 and "seed was 0, now 5" in again.stderr
+
+
+def test_a_prompted_run_is_upsampled_from_another_folder(bundle_dir, tmp_path):
+    """request.json keeps the prompt's absolute path, so `upsample` works wherever it is run from."""
+    here = tmp_path / "here"
+    here.mkdir()
+    rng = np.random.default_rng(0)
+    sf.write(here / "mine.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
+    first = cli("sample", "--model", bundle_dir, "--duration", 0.6, "--out", "run", "--levels", "2",
+                "--prompt", "mine.wav", "--prompt-seconds", 0.3, cwd=here)
+    assert first.returncode == 0, first.stderr[-2000:]
+    elsewhere = cli("upsample", here / "run", "--model", bundle_dir, cwd=tmp_path)
+    assert elsewhere.returncode == 0, elsewhere.stderr[-2000:]
+    assert (here / "run" / "sample-0-level0.wav").is_file()
