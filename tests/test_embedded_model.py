@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import soundfile
+import torch
 
 from openjukebox.cli import main
 from openjukebox.errors import CheckpointError
@@ -21,7 +22,9 @@ def test_embedded_bundle_is_small_enough_for_the_wheel():
 def test_sample_with_no_model_makes_music_through_all_three_levels(tmp_path, capsys):
     """Fast settings, all three levels on CPU: a second of finite, audible audio at the model's rate."""
     out = tmp_path / "first"
-    assert main(["sample", "--duration", "1", "--out", str(out), "--seed", "3", "--device", "cpu"]) == 0
+    threads = str(torch.get_num_threads())  # in-process: leave the test process's threads as they are
+    assert main(["sample", "--duration", "1", "--out", str(out), "--seed", "3", "--device", "cpu",
+                 "--threads", threads]) == 0
     wavs = sorted(out.glob("*level0*.wav")) or sorted(out.glob("*.wav"))
     assert wavs, capsys.readouterr().out
     audio, rate = soundfile.read(wavs[0])
@@ -44,7 +47,7 @@ def test_models_lists_the_embedded_model_cached_bundles_and_downloads(tmp_path, 
     assert models["mine"].kind == "bundle" and models["mine"].artists == ["ana", "bo"]
     assert models["mine"].genres == ["folk"]
     assert models["vqvae"].kind == "original checkpoint"
-    assert main(["models", "--cache", str(tmp_path)]) == 0
+    assert main(["models", "--cache", str(tmp_path), "--threads", str(torch.get_num_threads())]) == 0
     printed = capsys.readouterr().out
     assert "embedded" in printed and "mine" in printed and "ana, bo" in printed and embedded_artists[1] in printed
 

@@ -91,3 +91,35 @@ def test_a_prompted_run_is_upsampled_from_another_folder(bundle_dir, tmp_path):
     elsewhere = cli("upsample", here / "run", "--model", bundle_dir, cwd=tmp_path)
     assert elsewhere.returncode == 0, elsewhere.stderr[-2000:]
     assert (here / "run" / "sample-0-level0.wav").is_file()
+
+
+def test_threads_default_to_the_cores_not_busy(monkeypatch):
+    """On a machine busy with other work, PyTorch's default (every core) makes its threads wait on each other:
+    the default leaves out the cores the load average says are taken, and says so; OMP_NUM_THREADS and an explicit
+    count are obeyed."""
+    import warnings
+
+    from openjukebox.devices import choose_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+        monkeypatch.setattr(os, "getloadavg", lambda: (2.6, 1.0, 1.0))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert choose_threads() == 1 and torch.get_num_threads() == 1
+        assert len(caught) == 1 and "load 2.6 on 4 cores" in str(caught[0].message)
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 1.0, 1.0))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert choose_threads() == 4
+        monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 1.0, 1.0))
+        assert choose_threads(3) == 3 and torch.get_num_threads() == 3
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        torch.set_num_threads(2)
+        assert choose_threads() == 2
+        with pytest.raises(ConfigError, match="at least 1"):
+            choose_threads(0)
+    finally:
+        torch.set_num_threads(before)

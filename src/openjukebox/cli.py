@@ -105,6 +105,10 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
+        # On every command; SUPPRESS, so that a subcommand's parser does not overwrite a value given before it.
+        self.add_argument("--threads", type=int, default=argparse.SUPPRESS,
+                          help="CPU threads (default: OMP_NUM_THREADS if set, else the cores not busy with other "
+                               "work, by the load average)")
 
     def add_argument(self, *args, **kwargs):
         default = kwargs.get("default")
@@ -514,6 +518,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _one_line_warning
     try:
+        from .devices import choose_threads
+
+        choose_threads(getattr(args, "threads", None))
         args.func(args)
     except OpenJukeboxError as e:
         print(f"openjukebox: error: {e}", file=sys.stderr)
