@@ -123,3 +123,12 @@ def test_threads_default_to_the_cores_not_busy(monkeypatch):
             choose_threads(0)
     finally:
         torch.set_num_threads(before)
+
+
+def test_sampling_errors_name_the_parameter_and_the_option():
+    from openjukebox import Filters, SampleRequest
+
+    with pytest.raises(ConfigError, match=r"^duration \(--duration\) must be positive, got -1"):
+        SampleRequest(duration=-1).check()
+    with pytest.raises(ConfigError, match=r"^top_p \(--top-p\) must be in \[0, 1\], got 2"):
+        Filters(top_p=2)

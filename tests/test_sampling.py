@@ -161,7 +161,7 @@ def test_song_seconds_sets_the_timing_conditioning(tmp_path, bundle_dir):
     bundle = load_bundle(with_default)
     assert np.array_equal(long, codes("default"))
     result = cli("sample", "--model", bundle_dir, "--duration", 2, "--song-seconds", 1, "--out", tmp_path / "short")
-    assert result.returncode == 1 and "--song-seconds (1.0) must be at least --duration (2.0)" in result.stderr
+    assert result.returncode == 1 and "song_seconds (--song-seconds) (1.0) must be at least duration (--duration) (2.0)" in result.stderr
 
 
 @pytest.mark.slow

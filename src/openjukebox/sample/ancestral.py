@@ -45,7 +45,7 @@ def sample_window(prior: Prior, n_tokens: int, prefix: torch.Tensor, labels: Lab
 def window_starts(total_tokens: int, n_ctx: int, hop_fraction: float) -> list[int]:
     """Start token of each window: 0, then steps of hop_fraction·n_ctx until the last window ends at total_tokens."""
     if not 0 < hop_fraction <= 1:
-        raise ConfigError(f"--hop-fraction must be in (0, 1], got {hop_fraction}")
+        raise ConfigError(f"hop_fraction (--hop-fraction) must be in (0, 1], got {hop_fraction}")
     if total_tokens <= n_ctx:
         return [0]
     hop = max(1, int(n_ctx * hop_fraction))

@@ -36,11 +36,11 @@ class Filters:
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
-            raise ConfigError(f"--temperature must be positive, got {self.temperature}")
+            raise ConfigError(f"temperature (--temperature) must be positive, got {self.temperature}")
         if self.top_k < 0:
-            raise ConfigError(f"--top-k must be 0 (off) or positive, got {self.top_k}")
+            raise ConfigError(f"top_k (--top-k) must be 0 (off) or positive, got {self.top_k}")
         if not 0 <= self.top_p <= 1:
-            raise ConfigError(f"--top-p must be in [0, 1], got {self.top_p}")
+            raise ConfigError(f"top_p (--top-p) must be in [0, 1], got {self.top_p}")
 
 
 def filter_logits(logits: torch.Tensor, filters: Filters = Filters()) -> torch.Tensor:

@@ -64,15 +64,17 @@ class SampleRequest:
 
     def check(self) -> None:
         if not self.duration > 0:
-            raise ConfigError(f"--duration must be positive, got {self.duration}")
+            raise ConfigError(f"duration (--duration) must be positive, got {self.duration}")
         if self.n <= 0:
-            raise ConfigError(f"--n must be positive, got {self.n}")
+            raise ConfigError(f"n (--n) must be positive, got {self.n}")
         if not self.levels or self.levels != list(range(2, 2 - len(self.levels), -1)):
-            raise ConfigError(f"--levels must be 2, 2,1 or 2,1,0, got {','.join(map(str, self.levels))}")
+            raise ConfigError(f"levels (--levels) must be 2, 2,1 or 2,1,0, got {','.join(map(str, self.levels))}")
         if self.song_seconds is not None and not self.song_seconds >= self.duration:
-            raise ConfigError(f"--song-seconds ({self.song_seconds}) must be at least --duration ({self.duration})")
+            raise ConfigError(f"song_seconds (--song-seconds) ({self.song_seconds}) must be at least duration "
+                              f"(--duration) ({self.duration})")
         if self.prompt is not None and not 0 < self.prompt_seconds < self.duration:
-            raise ConfigError("--prompt-seconds must be positive and shorter than --duration")
+            raise ConfigError("prompt_seconds (--prompt-seconds) must be positive and shorter than duration "
+                              "(--duration)")
         self.filters()
 
     def filters(self) -> Filters:
@@ -87,7 +89,8 @@ def parse_schedule(text: str, artist: str | None, genres: list[str]) -> list[tup
         try:
             at = float(time_text)
         except ValueError:
-            raise ConfigError(f"--schedule entry '{part}': must start with seconds, like '30:artist=B'") from None
+            raise ConfigError(f"schedule (--schedule) entry '{part}': must start with seconds, "
+                              "like '30:artist=B'") from None
         new_genres: list[str] = []
         for field_text in filter(None, (f.strip() for f in fields.split(","))):
             key, _, value = field_text.partition("=")
@@ -96,11 +99,12 @@ def parse_schedule(text: str, artist: str | None, genres: list[str]) -> list[tup
             elif key.strip() == "genre" and value.strip():
                 new_genres.append(value.strip())
             else:
-                raise ConfigError(f"--schedule entry '{part}': expected artist=NAME or genre=NAME, got '{field_text}'")
+                raise ConfigError(f"schedule (--schedule) entry '{part}': expected artist=NAME or genre=NAME, "
+                                  f"got '{field_text}'")
         genres = new_genres or genres
         entries.append((at, artist, list(genres)))
     if not entries or min(e[0] for e in entries) != 0:
-        raise ConfigError("--schedule must have an entry at 0 seconds")
+        raise ConfigError("schedule (--schedule) must have an entry at 0 seconds")
     return sorted(entries)
 
 
@@ -217,7 +221,7 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     request.check()
     share = distributed.my_share(request.n)
     if request.n < distributed.world_size():
-        raise ConfigError(f"--n {request.n} is fewer samples than the {distributed.world_size()} processes "
+        raise ConfigError(f"n (--n) {request.n} is fewer samples than the {distributed.world_size()} processes "
                           "sharing them")
     out = Path(out_dir)
     if out.suffix.lower() in AUDIO_SUFFIXES or out.is_file():
