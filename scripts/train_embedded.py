@@ -22,7 +22,8 @@ from pathlib import Path
 import soundfile
 import torch
 
-from openjukebox.bundle import MANIFEST, assemble_bundle, load_prior, prior_location
+from openjukebox.bundle import MANIFEST, assemble_bundle, prior_location
+from openjukebox.prior.loading import load_prior
 from openjukebox.data.code_cache import CODES, build_code_cache
 from openjukebox.data.dataset import AudioFolder
 from openjukebox.fileio import atomic_write_text

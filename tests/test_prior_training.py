@@ -106,7 +106,7 @@ def test_fsdp_trains_like_ddp_and_its_checkpoint_loads_without_fsdp(tmp_path, ca
     import torch
     from safetensors.torch import load_file
 
-    from openjukebox.bundle import load_prior
+    from openjukebox.prior.loading import load_prior
 
     def run(out, *extra):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29547",

@@ -132,3 +132,21 @@ def test_sampling_errors_name_the_parameter_and_the_option():
         SampleRequest(duration=-1).check()
     with pytest.raises(ConfigError, match=r"^top_p \(--top-p\) must be in \[0, 1\], got 2"):
         Filters(top_p=2)
+
+
+def test_models_load_by_their_classes_and_jukebox_encodes_and_decodes(bundle_dir, tmp_path):
+    """VQVAE.load / Prior.load / Bundle.load return the models; Jukebox.encode then decode gives audio of the
+    file's length (the tiny bundle's random weights: a round trip of shapes, not of sound)."""
+    from openjukebox import VQVAE, Bundle, Jukebox, Prior
+
+    bundle = Bundle.load(bundle_dir)
+    assert isinstance(VQVAE.load(bundle_dir / "vqvae"), VQVAE)
+    prior = Prior.load(bundle_dir / "prior_2")
+    assert isinstance(prior, Prior) and prior.config == bundle.priors[2].config
+    rate = bundle.vqvae.config.sample_rate
+    sf.write(tmp_path / "x.wav", np.zeros(rate, dtype=np.float32), rate)
+    jukebox = Jukebox(bundle)
+    codes = jukebox.encode(tmp_path / "x.wav")
+    assert [c.shape for c in codes] == [(1, rate // hop) for hop in bundle.vqvae.hop_lengths]
+    audio = jukebox.decode(codes[2], level=2)
+    assert audio.shape == (1, rate) and audio.dtype == np.float32

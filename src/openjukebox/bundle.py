@@ -14,10 +14,11 @@ from .compat.label_ids import LabelTable
 from .errors import CheckpointError, ConfigError
 from .fileio import atomic_write_text
 from .models import MANIFEST
-from .prior.config import prior_config_from_dict, prior_config_to_json, prior_preset
+from .prior.config import prior_config_to_json, prior_preset
 from .prior.conditioning import Labels
+from .prior.loading import load_prior
 from .prior.model import Prior, PriorConfig
-from .train.checkpoint import load_weights, read_meta, resolve_checkpoint, write_model_dir
+from .train.checkpoint import read_meta, resolve_checkpoint, write_model_dir
 from .vqvae.config import VQVAEConfig, preset as vqvae_preset
 from .vqvae.loading import CONFIG_FILE, load_vqvae
 from .vqvae.model import VQVAE
@@ -38,6 +39,12 @@ class Bundle:
     # seconds otherwise asks for a song that short, which the training data may only know as jingles.
     song_seconds: float | None = None
     dtype: torch.dtype | None = None  # what the priors run in, and the VQ-VAE decodes in (None: float32)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+             ) -> Bundle:
+        """The same as load_bundle."""
+        return load_bundle(path, device, dtype)
 
     def label_ids(self, artist: str | None, genres: list[str] | None) -> tuple[int, list[int]]:
         """Vocabulary ids, refusing unknown names with the closest known ones (id 0 when not given)."""
@@ -155,27 +162,6 @@ def assemble_bundle(vqvae: str | os.PathLike, priors: dict[int, str | os.PathLik
         raise CheckpointError(f"{priors[2]}: no vocab.json (train the prior with 'openjukebox prior train')") from None
     return write_bundle(out, vq_model.config, vq_model.state_dict(), sources, artists=vocab["artists"],
                         genres=vocab["genres"], steps=steps, dtype=dtype)
-
-
-def load_prior(path: Path, device: torch.device | str = "cpu", dtype: torch.dtype | None = None) -> Prior:
-    """A saved prior, built on the meta device and given the loaded tensors themselves: one copy in memory,
-    cast tensor by tensor to `dtype` if given."""
-    read_meta(path, "prior")
-    try:
-        config = prior_config_from_dict(json.loads((path / CONFIG_FILE).read_text()))
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: missing or corrupt prior config ({e})") from None
-    with torch.device("meta"):
-        prior = Prior(config)
-    weights = load_weights(path)
-    for name, tensor in weights.items():
-        if tensor.is_floating_point():
-            weights[name] = tensor.to(dtype or torch.float32)
-    try:
-        prior.load_saved_state(weights, assign=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit the saved config ({str(e).splitlines()[0]})") from None
-    return prior.to(device).eval()
 
 
 def prior_location(model: str | os.PathLike, level: int) -> tuple[Path, Path]:

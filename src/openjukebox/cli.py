@@ -258,7 +258,8 @@ def cmd_prior_add_lyrics(args: argparse.Namespace) -> None:
 
 
 def cmd_prior_eval(args: argparse.Namespace) -> None:
-    from .bundle import load_prior, prior_location
+    from .bundle import prior_location
+    from .prior.loading import load_prior
     from .prior.evaluation import evaluate_prior, load_evaluation_codes
 
     path, vocab_file = prior_location(args.model, args.level)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .audio import load_audio
 from .bundle import Bundle, load_bundle
 from .devices import resolve_device
 from .errors import ConfigError
@@ -62,6 +63,21 @@ class Jukebox:
 
         saved = json.loads((Path(out) / REQUEST).read_text())
         return sample(self.bundle, out, replace(SampleRequest(**saved), levels=[2, 1, 0]), progress, compile)
+
+    def encode(self, audio_path: str | os.PathLike) -> list[np.ndarray]:
+        """The codes of an audio file at each level, [(1, n/8), (1, n/32), (1, n/128)] int64 for the released hop
+        lengths, by the bundle's VQ-VAE (the file is resampled to its rate and made mono)."""
+        vq = self.bundle.vqvae
+        audio = load_audio(audio_path, sample_rate=vq.config.sample_rate, mono=True)
+        with torch.no_grad():
+            codes = vq.encode(torch.from_numpy(audio)[None].to(next(vq.parameters()).device))
+        return [c.cpu().numpy() for c in codes]
+
+    def decode(self, codes: np.ndarray | torch.Tensor, level: int) -> np.ndarray:
+        """Audio (batch, samples) float32 at the bundle's sample rate from one level's codes (batch, tokens)."""
+        vq = self.bundle.vqvae
+        codes = torch.as_tensor(codes, dtype=torch.long, device=next(vq.parameters()).device)
+        return vq.decode(codes, level, dtype=self.bundle.dtype)[:, 0].cpu().numpy()
 
     def codes(self, out: str | os.PathLike, level: int) -> np.ndarray:
         """The (n, tokens) codes of one level of a run."""

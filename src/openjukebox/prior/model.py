@@ -13,7 +13,9 @@ shifted up by n_vocab; x_cond is zero over the lyrics).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -148,6 +150,14 @@ class Prior(nn.Module):
                 nn.init.normal_(module.weight, std=0.02)
         if config.merged_decoder:
             nn.init.normal_(self.x_out.weight, std=0.02)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+             ) -> Prior:
+        """A saved prior: a run's checkpoint folder or a bundle's prior_{level} folder (prior/loading.py)."""
+        from .loading import load_prior
+
+        return load_prior(Path(path), device, dtype)
 
     def saved_state(self) -> dict[str, torch.Tensor]:
         """The state dict without the tied output weight (safetensors stores each tensor once)."""

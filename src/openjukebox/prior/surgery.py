@@ -13,7 +13,8 @@ import dataclasses
 import os
 from pathlib import Path
 
-from ..bundle import load_prior, new_output_dir
+from ..bundle import new_output_dir
+from .loading import load_prior
 from ..errors import ConfigError
 from ..fileio import atomic_write_text
 from ..train.checkpoint import resolve_checkpoint, write_model_dir

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -41,6 +42,13 @@ class VQVAEOutput:
 
 
 class VQVAE(nn.Module):
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu") -> VQVAE:
+        """A trained VQ-VAE: a run folder, one of its checkpoints, or a bundle's vqvae folder (vqvae/loading.py)."""
+        from .loading import load_vqvae
+
+        return load_vqvae(path, device)[0]
+
     def __init__(self, config: VQVAEConfig) -> None:
         super().__init__()
         self.config = config
