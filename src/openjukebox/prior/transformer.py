@@ -156,6 +156,8 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = config
         self.blocks = nn.ModuleList(TransformerBlock(config, p) for p in config.layer_patterns())
+        # The self-attention patterns present, for the per-token step (worked out once, not at every token).
+        self.self_attention_patterns = set(config.layer_patterns()) - {ENCODER_DECODER}
 
     def forward(self, x: torch.Tensor, encoder_states: torch.Tensor | None = None,
                 record_layer: int | None = None) -> torch.Tensor:
@@ -206,8 +208,7 @@ class Transformer(nn.Module):
         """The output at position `pos` ((1,) int64 tensor, in [0, n_ctx)) for its input x (batch, 1, width), given
         caches holding positions < pos. Shapes do not depend on `pos`, so the step compiles once for a window."""
         c = self.config
-        index = step_index(pos, set(c.layer_patterns()) - {ENCODER_DECODER}, c.n_ctx, c.block_len, c.prefix_keys,
-                           x.dtype)
+        index = step_index(pos, self.self_attention_patterns, c.n_ctx, c.block_len, c.prefix_keys, x.dtype)
         for block, cache in zip(self.blocks, caches):
             x = block.step(x, cache, index)
         return x

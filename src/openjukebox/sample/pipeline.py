@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..audio import load_audio, save_audio
+from ..audio import AUDIO_EXTENSIONS, load_audio, save_audio
 from ..bundle import Bundle
 from ..errors import ConfigError
 from ..fileio import atomic_path, atomic_write_text
@@ -31,7 +31,6 @@ from .ancestral import sample_level
 from .decode import Filters
 
 REQUEST = "request.json"
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 
 @dataclass
@@ -224,7 +223,7 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
         raise ConfigError(f"n (--n) {request.n} is fewer samples than the {distributed.world_size()} processes "
                           "sharing them")
     out = Path(out_dir)
-    if out.suffix.lower() in AUDIO_SUFFIXES or out.is_file():
+    if out.suffix.lower() in AUDIO_EXTENSIONS or out.is_file():
         raise ConfigError(f"{out}: sampling writes a folder (request.json, level*.npz, sample-*.wav), not one file; "
                           "give --out a folder name")
     saved = out / REQUEST
