@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from openjukebox.lyrics.alignment import WordTiming, to_lrc
+from openjukebox.sample.alignment import WordTiming, to_lrc
 
 WORDS = ("sun", "moon", "river", "golden", "morning", "dancing", "silver", "heart", "fire", "rain", "summer",
          "shadow", "flying", "ocean", "wonder", "light", "sweet", "winter", "dream", "mountain")

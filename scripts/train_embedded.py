@@ -24,7 +24,7 @@ import torch
 
 from openjukebox.bundle import MANIFEST, assemble_bundle, prior_location
 from openjukebox.prior.loading import load_prior
-from openjukebox.data.code_cache import CODES, build_code_cache
+from openjukebox.vqvae.code_cache import CODES, build_code_cache
 from openjukebox.data.dataset import AudioFolder
 from openjukebox.fileio import atomic_write_text
 from openjukebox.prior.evaluation import evaluate_prior, load_evaluation_codes
@@ -95,7 +95,7 @@ def evaluate(work: Path, data: Path, bundle: Path) -> dict:
     """Held-out metrics of the model card: VQ-VAE reconstruction per level, each prior against the unigram."""
     vqvae, _ = load_vqvae(bundle / "vqvae")
     heldout = AudioFolder(data / "heldout", vqvae.config.sample_rate, work / "eval-audio-cache", None)
-    report = {"vqvae": evaluate_vqvae(vqvae, heldout, max_windows_per_file=40), "priors": {}}
+    report = {"vqvae": evaluate_vqvae(vqvae, heldout, windows_per_file=40), "priors": {}}
     for level in range(3):
         path, vocab = prior_location(bundle, level)
         prior = load_prior(path)

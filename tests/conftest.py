@@ -14,7 +14,7 @@ from openjukebox.vqvae.training import train_vqvae
 def music_dir(tmp_path_factory) -> Path:
     """Four 6-second stereo synthetic songs at 22.05 kHz (so loading also resamples to the tiny model's 16 kHz)."""
     path = tmp_path_factory.mktemp("music")
-    write_synthetic_dataset(path, n_files=4, seconds=6.0, sample_rate=22050, seed=1)
+    write_synthetic_dataset(path, files=4, seconds=6.0, sample_rate=22050, seed=1)
     return path
 
 

@@ -12,7 +12,6 @@ import math
 import os
 import pickle
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,24 +19,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from cli_runner import CliResult, run_cli
 
 MODEL_RATE = 16000  # the tiny preset's sample rate
-HOPS = (8, 32, 128)  # every preset's hop lengths, levels 0..2 (README: Using the VQ-VAE)
-
-
-def run_cli(*args: str | os.PathLike, timeout: float = 300) -> subprocess.CompletedProcess:
-    # One intra-op thread: these models are tiny, and on a busy machine spinning OpenMP threads make a
-    # second of work take minutes.
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    return subprocess.run([sys.executable, "-m", "openjukebox", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+HOPS = (8, 32, 128)  # every preset's hop lengths, levels 0..2 (docs/architecture.md: Contracts)
 
 
 def dot_files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob(".*")] if folder.is_dir() else []
 
 
-def assert_fails(result: subprocess.CompletedProcess, out_dir: Path | None = None, mentions: str = "") -> str:
+def assert_fails(result: CliResult, out_dir: Path | None = None, mentions: str = "") -> str:
     """A clean failure: non-zero exit, one error line, no traceback, nothing left in `out_dir`."""
     stderr = result.stderr
     assert result.returncode != 0, f"expected a failure, got exit 0\nstdout: {result.stdout}\nstderr: {stderr}"
@@ -54,7 +46,7 @@ def assert_fails(result: subprocess.CompletedProcess, out_dir: Path | None = Non
     return errors[0]
 
 
-def assert_succeeds(result: subprocess.CompletedProcess, out_dir: Path | None = None) -> None:
+def assert_succeeds(result: CliResult, out_dir: Path | None = None) -> None:
     assert result.returncode == 0, f"stdout: {result.stdout}\nstderr: {result.stderr}"
     assert "Traceback" not in result.stderr and "openjukebox: error" not in result.stderr, result.stderr
     if out_dir is not None:

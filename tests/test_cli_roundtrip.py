@@ -1,7 +1,6 @@
 """The VQ-VAE commands as a user runs them: encode → decode → eval."""
 
 import json
-import subprocess
 import sys
 
 import numpy as np
@@ -9,11 +8,10 @@ import soundfile as sf
 
 from openjukebox.audio import load_audio
 from openjukebox.codes import load_codes
+from cli_runner import run_cli
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "openjukebox", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+cli = run_cli
 
 
 def test_encode_decode_every_level_restores_length(tmp_path, tiny_run, music_dir):

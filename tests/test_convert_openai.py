@@ -57,8 +57,8 @@ def test_converted_bundle_computes_what_the_original_computes_and_samples(origin
     out = tmp_path / "bundle"
     assert_succeeds(run_cli(*convert_args(folder, out)))
     bundle = load_bundle(out)
-    assert bundle.label_ids("The Beatles", ["Pop Rock"]) == (3, [2, 1])
-    assert bundle.label_ids("Beyoncé", None) == (7, [0])
+    assert bundle.label_encoder.ids("The Beatles", ["Pop Rock"], 5) == (3, [2, 1, -1, -1, -1])
+    assert bundle.label_encoder.ids("Beyoncé", None, 5) == (7, [0, -1, -1, -1, -1])
     for level, reference in references.items():
         ours = bundle.priors[level]
         codes, upper, y, labels = inputs(reference, ours)

@@ -18,7 +18,8 @@ import pytest
 from test_cli_bad_inputs import assert_fails, assert_succeeds, run_cli
 
 from openjukebox import download
-from openjukebox.download import CACHE_ENV, FILES, URL_ENV, ReleasedFile, cache_dir, download_file, download_model
+from openjukebox.download import URL_ENV, download_file, download_model
+from openjukebox.models import CACHE_ENV, FILES, ReleasedFile, cache_dir
 from openjukebox.errors import ConfigError, DownloadError
 
 

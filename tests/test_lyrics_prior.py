@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from openjukebox.data.code_cache import build_code_cache, load_code_cache
+from openjukebox.vqvae.code_cache import build_code_cache, load_code_cache
 from openjukebox.prior.attention import ENCODER_DECODER
 from openjukebox.prior.conditioning import Labels
 from openjukebox.prior.config import prior_preset
@@ -110,12 +110,13 @@ def test_lyrics_jitter_is_refused_where_it_cannot_apply(tmp_path, lyrics_cache):
     train_prior(lyrics_cache, 2, top, "tiny", steps=2, batch_size=2, save_every=2, progress=False)
     train = ("prior", "train", "--level", "2", "--codes", lyrics_cache, "--steps", "4", "--batch-size", "2")
     error = assert_fails(run_cli(*train, "--out", top, "--lyrics-jitter", "4"))
-    assert "--lyrics-jitter 4: only a lyrics prior reads lyrics" in error
+    assert "lyrics_jitter (--lyrics-jitter) 4: only a lyrics prior reads lyrics" in error
     lyrical = tmp_path / "top-lyrics"
     assert_succeeds(run_cli("prior", "add-lyrics", "--from", top, "--out", lyrical, "--n-tokens", "16"))
     for bad in ("9", "-1"):
         error = assert_fails(run_cli(*train, "--out", lyrical, "--lyrics-jitter", bad))
-        assert f"--lyrics-jitter {bad}: it must be between 0 and half the lyrics window (8 characters)" in error
+        assert f"lyrics_jitter (--lyrics-jitter) {bad}: it must be between 0 and half the lyrics window " \
+               "(8 characters)" in error
     assert not (lyrical / "checkpoints").exists()
     assert_succeeds(run_cli(*train, "--out", lyrical, "--lyrics-jitter", "8"))
 
@@ -181,7 +182,7 @@ def test_monotone_path_is_the_best_path_by_exhaustive_search():
 
     import numpy as np
 
-    from openjukebox.lyrics.alignment import monotone_path
+    from openjukebox.sample.alignment import monotone_path
 
     rng = np.random.default_rng(0)
     for steps, characters in ((6, 4), (7, 3), (5, 6)):
@@ -205,7 +206,7 @@ def test_word_times_from_a_known_attention():
     code 8 (4.0 s), and 'end' (char 9) is never reached: the last code, 4.0 s."""
     import numpy as np
 
-    from openjukebox.lyrics.alignment import monotone_path, to_lrc, word_timings
+    from openjukebox.sample.alignment import monotone_path, to_lrc, word_timings
 
     text = "la di\nda end"
     looks = [0, 1, 2, 3, 3, 0, 4, 5, 6]
@@ -222,8 +223,8 @@ def test_word_times_from_a_known_attention():
 def test_eval_tells_how_much_a_lyrics_prior_listens_to_the_lyrics(lyrics_cache):
     cache = load_code_cache(lyrics_cache)
     c = cache.codes
-    config = prior_preset("tiny", 2, c.codebook_size, c.hop_lengths[2], c.sample_rate, len(cache.artists),
-                          len(cache.genres))
+    config = prior_preset("tiny", 2, c.codebook_size, c.hop_lengths[2], c.sample_rate, len(cache.labels.artists),
+                          len(cache.labels.genres))
     torch.manual_seed(0)
     deaf = add_lyrics(Prior(config), 16, ENCODER).eval()  # new layers' outputs start at zero: lyrics change nothing
     report = evaluate_prior(deaf, cache, windows=8, batch_size=4)

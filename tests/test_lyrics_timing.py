@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from openjukebox.codes import CodedClip, CodesFile
-from openjukebox.data.code_cache import CodeCache, build_code_cache, load_code_cache
+from openjukebox.vqvae.code_cache import CodeCache, build_code_cache, load_code_cache
 from openjukebox.data.dataset import AudioFolder
 from openjukebox.errors import DataError
-from openjukebox.lyrics.alignment import WordTiming, to_lrc
+from openjukebox.labels import LabelEncoder
+from openjukebox.sample.alignment import WordTiming, to_lrc
 from openjukebox.lyrics.text import lyrics_window, sung_position, vocabulary
 from openjukebox.lyrics.timing import TimedLyrics, anchors_from_json, encode_timed, parse_lrc, read_timed_lyrics
 from openjukebox.prior.config import prior_preset
@@ -103,7 +104,7 @@ def one_song_cache(labels: dict, length: int, rate: int, hop: int):
     codes = CodesFile([np.zeros((1, length // hop), np.int64)] * 3,
                       [CodedClip("song.wav", 0.0, length / rate, length, {"artist": "x", "genre": "y", **labels})],
                       rate, (hop, hop, hop), 16, "test")
-    cache = CodeCache(codes, ["unknown", "x"], ["unknown", "y"])
+    cache = CodeCache(codes, LabelEncoder(["unknown", "x"], ["unknown", "y"]))
     config = prior_preset("tiny-lyrics", 2, 16, hop, rate, 2, 2)
     return cache, config, encoded_lyrics(cache, config)
 

@@ -7,13 +7,12 @@ import sys
 import numpy as np
 import pytest
 
-from openjukebox.data.code_cache import build_code_cache, load_code_cache
+from openjukebox.vqvae.code_cache import build_code_cache, load_code_cache
 from openjukebox.prior.training import train_prior
+from cli_runner import run_cli
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "openjukebox", *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
+cli = run_cli
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +31,10 @@ def cache(tmp_path_factory, tiny_run, music_dir):
 def test_codes_cache_holds_every_file_with_labels_and_vocabulary(cache):
     c = load_code_cache(cache)
     assert len(c.codes.clips) == 4
-    assert c.artists == ["artist0", "artist1", "unknown"] and c.genres == ["jazz", "rock", "unknown"]
-    assert c.label_ids(1) == (1, [1, 0])
+    assert c.labels.artists == ["artist0", "artist1", "unknown"] and c.labels.genres == ["jazz", "rock", "unknown"]
+    assert c.max_genres() == 2
+    assert c.label_ids(1, 2) == (1, [1, 0])
+    assert c.label_ids(1, 3) == (1, [1, 0, -1])
     assert c.codes.codes(0, 2).shape == (96000 // 128,)
 
 

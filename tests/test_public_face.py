@@ -2,8 +2,6 @@
 option names, and usage mistakes answered with what to do."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,11 +11,10 @@ import torch
 import openjukebox
 from openjukebox.bundle import init_bundle
 from openjukebox.errors import ConfigError
+from cli_runner import run_cli, run_cli_process
 
 
-def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "openjukebox", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"})
+cli = run_cli
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +58,12 @@ def test_an_unknown_sampling_option_is_named_with_the_closest_one(bundle_dir, tm
 
 
 def test_version_help_defaults_and_suggestions():
-    version = cli("--version")
+    version = run_cli_process("--version")  # the installed entry point, once
     assert version.returncode == 0 and version.stdout.strip() == f"openjukebox {openjukebox.__version__}"
     typo = cli("smaple")
     assert typo.returncode == 2 and "did you mean 'sample'?" in typo.stderr and len(typo.stderr.splitlines()) == 1
     helptext = " ".join(cli("sample", "--help").stdout.split())
-    assert "--device DEVICE (default: auto)" in helptext and "--top-k TOP_K (default: 0)" in helptext
+    assert "(the GPU when there is one) (default: auto)" in helptext and "(0: all) (default: 0)" in helptext
 
 
 def test_sampling_refuses_an_audio_file_as_out_and_names_the_option_that_differs(bundle_dir, tmp_path):

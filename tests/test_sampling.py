@@ -12,11 +12,10 @@ import soundfile as sf
 
 from openjukebox.bundle import init_bundle, load_bundle
 from openjukebox.sample.pipeline import SampleRequest, sample
+from cli_runner import run_cli
 
 
-def cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "openjukebox", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}, **kw)
+cli = run_cli
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,7 @@ The names below are imported on first use (PEP 562), so `import openjukebox` and
 from importlib import import_module
 
 from .errors import OpenJukeboxError
-
-__version__ = "0.1.0"
+from .version import __version__
 
 # public name → the module that defines it
 _EXPORTS = {
@@ -25,9 +24,9 @@ _EXPORTS = {
     "PriorConfig": ".prior.model",
     "Labels": ".prior.conditioning",
     "train_prior": ".prior.training",
-    "SampleRequest": ".sample.pipeline",
+    "SampleRequest": ".sample.request",
     "sample": ".sample.pipeline",
-    "Filters": ".sample.decode",
+    "Filters": ".sample.request",
     "sample_level": ".sample.ancestral",
     "load_audio": ".audio",
     "save_audio": ".audio",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from dataclasses import dataclass
@@ -10,17 +9,17 @@ from pathlib import Path
 
 import torch
 
-from .compat.label_ids import LabelTable
 from .errors import CheckpointError, ConfigError
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, new_output_dir
+from .labels import VOCAB_FILE, LabelEncoder
 from .models import MANIFEST
-from .prior.config import prior_config_to_json, prior_preset
 from .prior.conditioning import Labels
+from .prior.config import PRESETS as PRIOR_PRESETS, prior_config_to_json, prior_preset
 from .prior.loading import load_prior
 from .prior.model import Prior, PriorConfig
-from .train.checkpoint import read_meta, resolve_checkpoint, write_model_dir
+from .train.checkpoint import CONFIG_FILE, read_meta, resolve_checkpoint, write_model_dir
 from .vqvae.config import VQVAEConfig, preset as vqvae_preset
-from .vqvae.loading import CONFIG_FILE, load_vqvae
+from .vqvae.loading import load_vqvae
 from .vqvae.model import VQVAE
 
 FORMAT_VERSION = 1
@@ -31,9 +30,7 @@ class Bundle:
     path: Path
     vqvae: VQVAE
     priors: dict[int, Prior]
-    artists: list[str]
-    genres: list[str]
-    label_table: LabelTable | None = None  # a released model's original id tables
+    label_encoder: LabelEncoder  # artist and genre names → ids, as the top prior was trained with
     device: torch.device = torch.device("cpu")
     # The song length (seconds) the timing conditioning assumes when a request does not say: a clip of a few
     # seconds otherwise asks for a song that short, which the training data may only know as jingles.
@@ -46,15 +43,6 @@ class Bundle:
         """The same as load_bundle."""
         return load_bundle(path, device, dtype)
 
-    def label_ids(self, artist: str | None, genres: list[str] | None) -> tuple[int, list[int]]:
-        """Vocabulary ids, refusing unknown names with the closest known ones (id 0 when not given)."""
-        if self.label_table is not None:
-            artist_id = 0 if artist is None else self.label_table.artist_id(artist)
-            return artist_id, [0] if not genres else [i for g in genres for i in self.label_table.genre_ids(g)]
-        artist_id = 0 if artist is None else _lookup(artist, self.artists, "artist")
-        genre_ids = [0] if not genres else [_lookup(g, self.genres, "genre") for g in genres]
-        return artist_id, genre_ids
-
     def prior(self, level: int) -> Prior:
         """The level's prior on the bundle's device, the others moved to host memory: only the prior in use
         takes accelerator memory (a 5B top prior and two 1B upsamplers do not fit together on most GPUs)."""
@@ -64,41 +52,26 @@ class Bundle:
         return self.priors[level].to(self.device)
 
     def labels(self, artist: str | None, genres: list[str] | None, total_length: int, batch: int) -> Labels:
-        artist_id, genre_ids = self.label_ids(artist, genres)
-        max_genres = self.priors[2].config.max_genres
-        if len(genre_ids) > max_genres:
-            raise ConfigError(f"this model takes at most {max_genres} genre(s), got {len(genre_ids)}")
-        padded = genre_ids + [-1] * (max_genres - len(genre_ids))
+        """The top prior's labels for `batch` songs of `total_length` samples, refusing names it does not know."""
+        artist_id, genre_ids = self.label_encoder.ids(artist, genres, self.priors[2].config.max_genres)
         n_tokens = self.priors[2].config.n_tokens
         # No words (the original's encoding of empty lyrics); the sampler puts each window's lyrics here.
         lyrics = torch.zeros(batch, n_tokens, dtype=torch.long) if n_tokens else None
-        return Labels(artist=torch.full((batch,), artist_id), genres=torch.tensor([padded] * batch),
+        return Labels(artist=torch.full((batch,), artist_id), genres=torch.tensor([genre_ids] * batch),
                       total_length=torch.full((batch,), total_length), offset=torch.zeros(batch, dtype=torch.long),
                       lyrics=lyrics)
 
 
-def _normalise(name: str) -> str:
-    return " ".join(name.lower().replace("_", " ").split())
-
-
-def _lookup(name: str, vocabulary: list[str], what: str) -> int:
-    table = {_normalise(v): i for i, v in enumerate(vocabulary)}
-    key = _normalise(name)
-    if key in table:
-        return table[key]
-    close = difflib.get_close_matches(key, list(table), n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(repr(vocabulary[table[c]]) for c in close)}?" if close else \
-        f" ({len(vocabulary)} known, e.g. {', '.join(repr(v) for v in vocabulary[:3])})"
-    raise ConfigError(f"unknown {what} '{name}'{hint}")
-
-
 def init_bundle(preset: str, out: str | os.PathLike, seed: int = 0, artists: list[str] | None = None,
                 genres: list[str] | None = None) -> Path:
-    """Write a bundle of the preset's sizes with random weights (codebooks drawn at random): for tests and benchmarks."""
+    """Write a bundle of a prior preset (prior.config.PRESETS) and its VQ-VAE, with random weights (codebooks
+    drawn at random): for tests and benchmarks."""
     out = new_output_dir(out)
     artists, genres = artists or ["unknown"], genres or ["unknown"]
     torch.manual_seed(seed)
-    vq_config = vqvae_preset(preset.removesuffix("-lyrics"))
+    if preset not in PRIOR_PRESETS:
+        raise ConfigError(f"unknown preset '{preset}'; choose one of {', '.join(PRIOR_PRESETS)}")
+    vq_config = vqvae_preset(PRIOR_PRESETS[preset].vqvae)
     vqvae = VQVAE(vq_config)
     for codebook in vqvae.codebooks:
         codebook.initialise(torch.randn(vq_config.codebook_size, vq_config.emb_width) * 0.1)
@@ -107,21 +80,13 @@ def init_bundle(preset: str, out: str | os.PathLike, seed: int = 0, artists: lis
         prior = Prior(prior_preset(preset, level, vq_config.codebook_size, vq_config.hop_lengths[level],
                                    vq_config.sample_rate, len(artists), len(genres)))
         priors[level] = (prior.config, prior.saved_state())
-    return write_bundle(out, vq_config, vqvae.state_dict(), priors, preset=preset, artists=artists, genres=genres)
-
-
-def new_output_dir(out: str | os.PathLike) -> Path:
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out}: exists and is not empty; choose a new --out")
-    return out
+    return write_bundle(out, vq_config, vqvae.state_dict(), priors, LabelEncoder(artists, genres), preset=preset)
 
 
 def write_bundle(out: Path, vqvae_config: VQVAEConfig, vqvae_weights: dict[str, torch.Tensor],
-                 priors: dict[int, tuple[PriorConfig, dict[str, torch.Tensor]]], preset: str | None = None,
-                 artists: list[str] | None = None, genres: list[str] | None = None,
-                 label_table: LabelTable | None = None, steps: dict[str, int] | None = None,
-                 dtype: torch.dtype | None = None) -> Path:
+                 priors: dict[int, tuple[PriorConfig, dict[str, torch.Tensor]]], labels: LabelEncoder,
+                 preset: str | None = None, steps: dict[str, int] | None = None, dtype: torch.dtype | None = None
+                 ) -> Path:
     """Each model as a self-describing directory, then the manifest last: a bundle without one is incomplete.
     Weights are written one tensor at a time, cast to `dtype` if given."""
     steps = steps or {}
@@ -130,11 +95,7 @@ def write_bundle(out: Path, vqvae_config: VQVAEConfig, vqvae_weights: dict[str, 
     for level, (config, weights) in priors.items():
         write_model_dir(out / f"prior_{level}", weights, "prior", steps.get(f"prior_{level}", 0),
                         {CONFIG_FILE: prior_config_to_json(config)}, cast=dtype)
-    manifest = {"format_version": FORMAT_VERSION, "kind": "bundle", "preset": preset, "artists": artists or [],
-                "genres": genres or []}
-    if label_table is not None:
-        manifest["label_table"] = {"version": label_table.version, "artists": label_table.artists,
-                                   "genres": label_table.genres}
+    manifest = {"format_version": FORMAT_VERSION, "kind": "bundle", "preset": preset, **labels.to_json()}
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return out
 
@@ -156,12 +117,10 @@ def assemble_bundle(vqvae: str | os.PathLike, priors: dict[int, str | os.PathLik
                               f"not a level-{level} prior for this VQ-VAE ({vq_model.config.codebook_size} codes)")
         sources[level] = (prior.config, prior.saved_state())
         steps[f"prior_{level}"] = int(read_meta(ckpt, "prior")["step"])
-    try:
-        vocab = json.loads((Path(priors[2]) / "vocab.json").read_text())
-    except (OSError, ValueError):
-        raise CheckpointError(f"{priors[2]}: no vocab.json (train the prior with 'openjukebox prior train')") from None
-    return write_bundle(out, vq_model.config, vq_model.state_dict(), sources, artists=vocab["artists"],
-                        genres=vocab["genres"], steps=steps, dtype=dtype)
+    if not (Path(priors[2]) / VOCAB_FILE).is_file():
+        raise CheckpointError(f"{priors[2]}: no {VOCAB_FILE} (train the prior with 'openjukebox prior train')")
+    return write_bundle(out, vq_model.config, vq_model.state_dict(), sources, LabelEncoder.load(priors[2]),
+                        steps=steps, dtype=dtype)
 
 
 def prior_location(model: str | os.PathLike, level: int) -> tuple[Path, Path]:
@@ -170,7 +129,7 @@ def prior_location(model: str | os.PathLike, level: int) -> tuple[Path, Path]:
     if (model / MANIFEST).is_file():
         return model / f"prior_{level}", model / MANIFEST
     ckpt = resolve_checkpoint(model)
-    return ckpt, ckpt / "vocab.json"
+    return ckpt, ckpt / VOCAB_FILE
 
 
 def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = None) -> Bundle:
@@ -188,7 +147,5 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu", dty
         raise CheckpointError(f"{path}: bundle format {manifest.get('format_version')!r} is not supported")
     vqvae, _ = load_vqvae(path / "vqvae", device)
     priors = {level: load_prior(path / f"prior_{level}", "cpu", dtype) for level in range(3)}
-    table = manifest.get("label_table")
-    label_table = None if table is None else LabelTable(table["version"], table["artists"], table["genres"])
-    return Bundle(path, vqvae, priors, list(manifest["artists"]), list(manifest["genres"]), label_table,
-                  torch.device(device), manifest.get("song_seconds"), dtype)
+    labels = LabelEncoder.from_json(manifest, path / MANIFEST)
+    return Bundle(path, vqvae, priors, labels, torch.device(device), manifest.get("song_seconds"), dtype)

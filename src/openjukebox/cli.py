@@ -1,19 +1,72 @@
-"""The `openjukebox` command: argument parsing around the Python API, and one-line errors."""
+"""The `openjukebox` command: a thin skin over the Python API.
+
+Every command is one entry of COMMANDS: its words, its help, the API function it calls and its options. An option
+that feeds an API parameter takes that parameter's default from the function's signature (`sample`'s options come
+from `SampleRequest`'s fields), so a default is written once, in the API, and `--help` shows it. Only the command
+being run imports its API module, so `openjukebox --help` stays instant.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
+import importlib
+import inspect
 import json
 import os
 import re
 import sys
 import warnings
-from typing import NoReturn
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
 
-from . import __version__
 from .errors import OpenJukeboxError
+from .version import __version__
 
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass
+class Opt:
+    """One option (or positional argument): argparse's flags and settings, and the API parameter it feeds."""
+
+    flags: tuple[str, ...]
+    settings: dict[str, Any]
+    param: str  # the API parameter it feeds, by default its name (--batch-size → batch_size)
+
+
+def opt(*flags: str, param: str | None = None, **settings: Any) -> Opt:
+    name = param or settings.get("dest") or flags[0].lstrip("-").replace("-", "_")
+    return Opt(flags, settings, name)
+
+
+@dataclass
+class Command:
+    words: str  # "vqvae train"
+    help: str
+    api: str | None  # "module:function" (relative to the package) whose signature gives the options' defaults
+    options: list[Opt]
+    run: Callable[[argparse.Namespace, Callable | None], None]  # makes the call(s) and prints what was written
+    extra: Callable[[], list[Opt]] | None = field(default=None)  # options generated from the API (sample)
+
+
+def _api(command: Command) -> Callable | None:
+    if command.api is None:
+        return None
+    module, _, name = command.api.partition(":")
+    return getattr(importlib.import_module(module, __package__), name)
+
+
+def _api_arguments(args: argparse.Namespace, api: Callable, command: Command) -> dict[str, Any]:
+    """The options that feed a parameter of `api`, by name."""
+    params = inspect.signature(api).parameters
+    return {o.param: getattr(args, o.param) for o in command.options if o.param in params}
+
+
+# ---- conversions shared by several commands -------------------------------------------------------------------
 
 def _device(name: str):
     from .devices import resolve_device
@@ -27,45 +80,169 @@ def _dtype(name: str):
     return {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
-def cmd_vqvae_train(args: argparse.Namespace) -> None:
-    from .train import distributed
-    from .vqvae.training import train_vqvae
+def _sampling_device(name: str):
+    """--device, where under torchrun "auto" is this process's own GPU; joins torchrun's process group."""
+    from . import distributed
+
+    device = distributed.local_device() if name == "auto" and distributed.launched_by_torchrun() else _device(name)
+    distributed.setup(device)
+    return device
+
+
+def _vqvae_presets() -> list[str]:
+    from .vqvae.config import PRESETS
+
+    return list(PRESETS)
+
+
+def _prior_presets() -> list[str]:
+    from .prior.config import PRESETS
+
+    return list(PRESETS)
+
+
+def _released_presets() -> list[str]:
+    from .compat.released import TOP_PRIORS
+
+    return list(TOP_PRIORS)
+
+
+# ---- runners --------------------------------------------------------------------------------------------------
+
+def _report(message: str) -> Callable[[argparse.Namespace, Callable | None], None]:
+    """Call the API with the options that name its parameters, then print `message` (formatted with the
+    options and `result`)."""
+    def run(args: argparse.Namespace, api: Callable | None) -> None:
+        result = api(**_api_arguments(args, api, _selected(args)))
+        print(message.format(result=result, **vars(args)))
+    return run
+
+
+def _train(args: argparse.Namespace, api: Callable | None) -> None:
+    """A training run: under torchrun every process trains, rank 0 alone reports."""
+    from . import distributed
 
     main = int(os.environ.get("RANK", "0")) == 0  # decided up front: after teardown every process looks like rank 0
     try:
-        step = train_vqvae(args.data, args.out, args.preset, args.steps, args.batch_size, args.lr, args.save_every,
-                           args.eval_every, args.seed, args.metadata, args.eval_data)
+        step = api(**_api_arguments(args, api, _selected(args)), progress=True)
     finally:
         distributed.teardown()
     if main:
         print(f"trained to step {step}: {args.out}")
 
 
-def cmd_vqvae_encode(args: argparse.Namespace) -> None:
+def _run_sample(args: argparse.Namespace, api: Callable | None) -> None:
+    from . import distributed
+    from .bundle import load_bundle
+    from .lyrics.timing import TimedLyrics, read_timed_lyrics
+    from .models import resolve_model
+    from .sample.request import SampleRequest
+
+    lyrics = read_timed_lyrics(args.lyrics_file) if args.lyrics_file else TimedLyrics("")
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(SampleRequest) if hasattr(args, f.name)}
+    request = SampleRequest(**options, lyrics=lyrics.text, lyrics_timing=lyrics.anchors)
+    request.check()
+    try:
+        bundle = load_bundle(resolve_model(args.model), _sampling_device(args.device), _dtype(args.dtype))
+        for path in api(bundle, args.out, request, compile=args.compile):
+            print(f"wrote {path}")
+    finally:
+        distributed.teardown()
+
+
+def _run_upsample(args: argparse.Namespace, api: Callable | None) -> None:
+    from . import distributed
+    from .jukebox import Jukebox
+    from .sample.pipeline import REQUEST
+
+    if not (Path(args.out_dir) / REQUEST).is_file():
+        raise OpenJukeboxError(f"{args.out_dir}: no sampling run here (no {REQUEST})")
+    try:
+        jukebox = Jukebox.load(args.model, _sampling_device(args.device), _dtype(args.dtype))
+        for path in jukebox.upsample(args.out_dir, compile=args.compile):
+            print(f"wrote {path}")
+    finally:
+        distributed.teardown()
+
+
+def _run_align(args: argparse.Namespace, api: Callable | None) -> None:
+    from .jukebox import Jukebox
+    from .lyrics.timing import read_timed_lyrics
+
+    lyrics = read_timed_lyrics(args.lyrics_file)
+    jukebox = Jukebox.load(args.model, args.device)
+    for path in jukebox.align(args.audio_path, lyrics.text, args.out, args.artist, args.genres, layer=args.layer,
+                              head=args.head, lyrics_timing=lyrics.anchors):
+        print(f"wrote {path}")
+
+
+def _run_models(args: argparse.Namespace, api: Callable | None) -> None:
+    for info in api(args.cache):
+        labels = ""
+        if info.artists or info.genres:
+            more = f", ... ({len(info.artists)} in all)" if len(info.artists) > 8 else ""
+            labels = f"\n    artists: {', '.join(info.artists[:8])}{more}\n    genres: {', '.join(info.genres[:8])}"
+        print(f"{info.name}  [{info.kind}, {info.megabytes:,.1f} MB]  {info.path}{labels}")
+
+
+def _run_download(args: argparse.Namespace, api: Callable | None) -> None:
+    import time
+
+    shown: dict[str, float] = {}  # file name -> when its progress was last printed
+
+    def progress(name: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if done != total and name in shown and now - shown[name] < 2:
+            return
+        shown[name] = now
+        of = f" of {total / 1e6:,.1f}" if total else ""
+        print(f"{name}: {done / 1e6:,.1f}{of} MB", file=sys.stderr)
+
+    for path in api(args.model, args.cache, progress).values():
+        print(path)
+
+
+def _run_bundle(args: argparse.Namespace, api: Callable | None) -> None:
+    api(args.vqvae, {0: args.prior0, 1: args.prior1, 2: args.prior2}, args.out, _dtype(args.dtype))
+    print(f"wrote bundle {args.out}")
+
+
+def _run_convert(args: argparse.Namespace, api: Callable | None) -> None:
+    from .compat.convert import load_hparams_file
+
+    hparams = load_hparams_file(args.hparams) if args.hparams else None
+    api(args.out, args.vqvae, {0: args.prior0, 1: args.prior1, 2: args.prior2}, args.preset, hparams,
+        args.artist_ids, args.genre_ids, _dtype(args.dtype))
+    print(f"wrote bundle {args.out}")
+
+
+def _run_codes_build(args: argparse.Namespace, api: Callable | None) -> None:
+    cache = api(args.vqvae, args.data, args.out, args.metadata, args.device)
+    print(f"wrote {args.out}: {len(cache.codes.clips)} files, {len(cache.labels.artists)} artists, "
+          f"{len(cache.labels.genres)} genres")
+
+
+def _run_vqvae_encode(args: argparse.Namespace, api: Callable | None) -> None:
     from .vqvae.loading import load_vqvae
-    from .vqvae.transcode import encode_audio_files
 
     model, _ = load_vqvae(args.model, _device(args.device))
-    codes = encode_audio_files(model, args.audio, args.out, args.offset, args.duration)
+    codes = api(model, args.paths, args.out, args.offset, args.duration)
     tokens = ", ".join(f"level {l}: {a.shape[1]}" for l, a in enumerate(codes.levels))
     print(f"wrote {args.out}: {len(codes.clips)} clip(s), tokens per clip {tokens}")
 
 
-def cmd_vqvae_decode(args: argparse.Namespace) -> None:
+def _run_vqvae_decode(args: argparse.Namespace, api: Callable | None) -> None:
     from .vqvae.loading import load_vqvae
-    from .vqvae.transcode import decode_codes
 
     model, _ = load_vqvae(args.model, _device(args.device))
-    for path in decode_codes(model, args.codes, args.level, args.out, args.clip):
+    for path in api(model, args.codes_path, args.level, args.out, args.clip):
         print(f"wrote {path}")
 
 
-def cmd_vqvae_eval(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
+def _run_vqvae_eval(args: argparse.Namespace, api: Callable | None) -> None:
     from .data.dataset import AudioFolder
+    from .models import cache_dir
     from .train.checkpoint import resolve_checkpoint
-    from .vqvae.evaluation import evaluate_vqvae
     from .vqvae.loading import load_vqvae
 
     model, step = load_vqvae(args.model, _device(args.device))
@@ -75,10 +252,10 @@ def cmd_vqvae_eval(args: argparse.Namespace) -> None:
     elif ckpt.parent.name == "checkpoints":  # a training run: its own cache
         cache = ckpt.parent.parent / "cache"
     else:  # a bundle or a loose checkpoint: the user's cache folder, never inside the model
-        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "openjukebox"
+        cache = cache_dir()
     dataset = AudioFolder(args.data, model.config.sample_rate, cache, None)
-    report = evaluate_vqvae(model, dataset, max_windows_per_file=args.windows_per_file)
-    report = {"step": step, "model": str(args.model), "data": str(args.data), **report}
+    report = {"step": step, "model": str(args.model), "data": str(args.data),
+              **api(model, dataset, windows_per_file=args.windows_per_file)}
     if args.json:
         print(json.dumps(report))
         return
@@ -89,11 +266,217 @@ def cmd_vqvae_eval(args: argparse.Namespace) -> None:
               f"{e['codebook_usage'] * 100:>14.1f}% {e['perplexity']:>10.1f}")
 
 
+def _run_prior_eval(args: argparse.Namespace, api: Callable | None) -> None:
+    from .bundle import prior_location
+    from .prior.evaluation import load_evaluation_codes
+    from .prior.loading import load_prior
+
+    path, vocab_file = prior_location(args.model, args.level)
+    prior = load_prior(path, _device(args.device))
+    if prior.config.level != args.level:
+        raise OpenJukeboxError(f"{args.model}: holds a level-{prior.config.level} prior, not level {args.level}")
+    report = api(prior, load_evaluation_codes(args.codes, prior, vocab_file), args.windows)
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"level {report['level']}: {report['nats_per_token']:.3f} nats/token "
+          f"({report['bits_per_second']:.0f} bits/s) vs unigram {report['unigram_nats_per_token']:.3f} nats/token "
+          f"({report['unigram_bits_per_second']:.0f} bits/s), {report['tokens']} tokens")
+    if "other_lyrics_nats_per_token" in report:
+        print(f"with other songs' lyrics: {report['other_lyrics_nats_per_token']:.3f} nats/token "
+              f"(the lyrics tell it {report['other_lyrics_nats_per_token'] - report['nats_per_token']:.3f})")
+
+
+# ---- the commands ---------------------------------------------------------------------------------------------
+
+_CACHE_HELP = "default: $OPENJUKEBOX_CACHE, else $XDG_CACHE_HOME/openjukebox, else ~/.cache/openjukebox"
+_DEVICE = opt("--device", default="auto", help="cpu, cuda, cuda:1, ... or auto (the GPU when there is one)")
+_LEVEL = opt("--level", type=int, required=True, choices=[0, 1, 2], help="0 (finest), 1, or 2 (top)")
+
+
+def _dtype_option(help: str) -> Opt:
+    return opt("--dtype", choices=DTYPES, default="float32", help=help)
+
+
+def _sampling_options() -> list[Opt]:
+    return [opt("--model", help="bundle directory, or the name of one from 'openjukebox models' "
+                "(default: the embedded model)"),
+            _DEVICE,
+            _dtype_option("the priors' weights and compute type, and the VQ-VAE decoder's compute type (bfloat16 "
+                          "halves the priors' memory and decodes about 3x faster on CPU)"),
+            opt("--compile", action=argparse.BooleanOptionalAction, default="auto",
+                help="compile the per-token step with torch.compile (default: for levels long enough to pay for "
+                     "the compilation; the codes are the same either way)")]
+
+
+def _request_options() -> list[Opt]:
+    """`sample`'s options, one per SampleRequest field that declares one."""
+    from .sample.request import SampleRequest
+
+    options = []
+    for f in dataclasses.fields(SampleRequest):
+        if "cli" not in f.metadata:
+            continue
+        settings = dict(f.metadata["cli"])
+        flags = settings.pop("flags", (f"--{f.name.replace('_', '-')}",))
+        if not settings.get("required"):
+            settings.setdefault("default", f.default_factory() if f.default is dataclasses.MISSING else f.default)
+        if "type" not in settings and "action" not in settings and settings.get("default") is not None:
+            settings["type"] = type(settings["default"])
+        options.append(opt(*flags, dest=f.name, **settings))
+    return options
+
+
+COMMANDS = [
+    Command("sample", "sample songs from a bundle", ".sample.pipeline:sample", [
+        *_sampling_options(),
+        opt("--out", required=True, help="output folder; running again continues it"),
+        opt("--lyrics-file", help="UTF-8 text the song sings (lyrics models); an .lrc file also says when each line "
+            "or word is sung"),
+    ], _run_sample, extra=_request_options),
+    Command("upsample", "finish a sampling run (e.g. a --levels 2 preview) down to level 0", None,
+            [*_sampling_options(), opt("out_dir", help="the sampling run's output folder")], _run_upsample),
+    Command("align", "which words of the lyrics are sung when, in an existing song", ".sample.pipeline:align_audio", [
+        opt("audio_path", help="the song"),
+        opt("--model", required=True, help="bundle with a lyrics prior (a directory or a name from 'openjukebox "
+            "models')"),
+        opt("--lyrics-file", required=True, help="UTF-8 text of the lyrics; an .lrc file's line or word times place "
+            "the model's windows of lyrics"),
+        opt("--out", required=True, help="folder for lyrics.lrc, lyrics.json, lyrics.png"),
+        opt("--layer", type=int, help="read this layer's attention (default: the model's own)"),
+        opt("--head", type=int, help="read this head's attention (default: the model's own)"),
+        opt("--artist", help="the artist the model is told"),
+        opt("--genre", dest="genres", action="append", help="a genre the model is told; repeat for several"),
+        _DEVICE,
+    ], _run_align),
+    Command("models", "list the embedded model and the models in the cache, with their labels",
+            ".models:list_models", [opt("--cache", metavar="DIR", help=_CACHE_HELP)], _run_models),
+    Command("download", "fetch the released OpenAI Jukebox checkpoints (running again resumes)",
+            ".download:download_model", [
+                opt("model", help="5b, 5b_lyrics or 1b_lyrics, or one file such as vqvae or upsampler_level_0"),
+                opt("--cache", metavar="DIR", help="where to keep them (" + _CACHE_HELP + ")")], _run_download),
+    Command("convert-openai", "a bundle from original Jukebox checkpoint files (.pth.tar)",
+            ".compat.convert:convert_openai", [
+                opt("--vqvae", required=True, help="vqvae.pth.tar"),
+                *(opt(f"--prior{level}", required=True, help=f"prior_level_{level}.pth.tar") for level in range(3)),
+                opt("--preset", choices=_released_presets, help="the released model (default: the hyperparameters "
+                    "saved in the files, or --hparams)"),
+                opt("--hparams", help="JSON of original hyperparameter dicts: {vqvae, prior0, ...}"),
+                opt("--artist-ids", help="the original artist id table (name;id per line)"),
+                opt("--genre-ids", help="the original genre id table (name;id per line)"),
+                _dtype_option("store the weights in this type (bfloat16 halves the size)"),
+                opt("--out", required=True, help="the new bundle's folder")], _run_convert),
+    Command("init", "write a model bundle with random weights (tests, benchmarks)", ".bundle:init_bundle", [
+        opt("--preset", default="tiny", choices=_prior_presets, help="the priors' preset (with its VQ-VAE)"),
+        opt("--out", required=True, help="the new bundle's folder"),
+        opt("--seed", type=int, help="of the random weights"),
+        opt("--artists", nargs="+", help="artist vocabulary (default: 'unknown')"),
+        opt("--genres", nargs="+", help="genre vocabulary (default: 'unknown')"),
+    ], _report("wrote a '{preset}' bundle with random weights to {out}")),
+    Command("bundle", "assemble a model bundle from a trained VQ-VAE and three priors", ".bundle:assemble_bundle", [
+        *(opt(f"--{name}", required=True, help="run or checkpoint directory")
+          for name in ("vqvae", "prior0", "prior1", "prior2")),
+        _dtype_option("store the weights in this type (float16 halves the size)"),
+        opt("--out", required=True, help="the new bundle's folder")], _run_bundle),
+    Command("vqvae train", "train (or resume training) a VQ-VAE on a folder of audio", ".vqvae.training:train_vqvae", [
+        opt("--data", required=True, help="folder of audio files (searched recursively)"),
+        opt("--out", required=True, help="run directory; running again resumes it"),
+        opt("--preset", choices=_vqvae_presets, help="model size"),
+        opt("--config", metavar="FILE", help="JSON or TOML file of VQVAEConfig fields laid over the preset"),
+        opt("--steps", type=int, required=True, help="train until this step"),
+        opt("--batch-size", type=int, help="clips per step"),
+        opt("--lr", type=float, help="learning rate (default: the preset's)"),
+        opt("--save-every", type=int, help="steps between checkpoints"),
+        opt("--eval-every", type=int, help="steps between evaluations (default: --save-every)"),
+        opt("--eval-data", help="folder of held-out audio for periodic evaluation"),
+        opt("--metadata", help="CSV/JSONL labels table (default: DATA/metadata.csv|jsonl)"),
+        opt("--seed", type=int, help="of the initial weights and the crops"),
+    ], _train),
+    Command("vqvae encode", "encode audio files to a codes .npz (all three levels)",
+            ".vqvae.transcode:encode_audio_files", [
+                opt("paths", nargs="+", metavar="audio", help="audio files"),
+                opt("--model", required=True, help="VQ-VAE run or checkpoint directory, or a bundle's vqvae/"),
+                opt("--out", required=True, help="codes file to write (.npz)"),
+                opt("--offset", type=float, help="seconds to skip at the start of each file"),
+                opt("--duration", type=float, help="seconds to encode (default: to the end)"),
+                _DEVICE], _run_vqvae_encode),
+    Command("vqvae decode", "decode one level of a codes file to audio", ".vqvae.transcode:decode_codes", [
+        opt("codes_path", metavar="codes", help="a codes .npz"),
+        opt("--model", required=True, help="VQ-VAE run or checkpoint directory, or a bundle's vqvae/"),
+        _LEVEL,
+        opt("--out", required=True, help=".wav or .flac"),
+        opt("--clip", type=int, help="which clip of the codes file (default: all)"),
+        _DEVICE], _run_vqvae_decode),
+    Command("vqvae eval", "spectral convergence, L2 and codebook usage per level on a folder of audio",
+            ".vqvae.evaluation:evaluate_vqvae", [
+                opt("--model", required=True, help="VQ-VAE run or checkpoint directory"),
+                opt("--data", required=True, help="folder of audio"),
+                opt("--json", action="store_true", help="print one JSON object"),
+                opt("--windows-per-file", type=int, help="windows measured per file"),
+                opt("--cache", help="where decoded audio is cached (default: RUN_DIR/cache, or ~/.cache/openjukebox "
+                    "for a bundle)"),
+                _DEVICE], _run_vqvae_eval),
+    Command("codes build", "encode a folder of audio once, for prior training", ".vqvae.code_cache:build_code_cache", [
+        opt("--vqvae", required=True, help="VQ-VAE run or checkpoint directory"),
+        opt("--data", required=True, help="folder of audio"),
+        opt("--out", required=True, help="the code cache's folder"),
+        opt("--metadata", help="CSV/JSONL labels table (default: DATA/metadata.csv|jsonl)"),
+        _DEVICE], _run_codes_build),
+    Command("prior train", "train (or resume) a prior on a codes cache", ".prior.training:train_prior", [
+        _LEVEL,
+        opt("--codes", required=True, help="codes cache directory"),
+        opt("--preset", choices=_prior_presets, help="model size"),
+        opt("--config", metavar="FILE", help="JSON or TOML file of PriorConfig fields (transformer nested) laid "
+            "over the preset's config for this level"),
+        opt("--out", required=True, help="run directory; running again resumes it"),
+        opt("--steps", type=int, required=True, help="train until this step"),
+        opt("--batch-size", type=int, help="windows per step"),
+        opt("--lr", type=float, help="learning rate"),
+        opt("--save-every", type=int, help="steps between checkpoints"),
+        opt("--seed", type=int, help="of the initial weights and the windows"),
+        opt("--fsdp", action="store_true", help="under torchrun, shard the prior across ranks (FSDP)"),
+        opt("--checkpoint-activations", action="store_true", help="recompute activations to save memory"),
+        opt("--lyrics-jitter", type=int, metavar="N", help="move each window's lyrics by up to N characters at random "
+            "(lyrics priors)"),
+    ], _train),
+    Command("prior add-lyrics", "turn a trained top prior into a lyrics prior (same predictions until trained)",
+            ".prior.surgery:add_lyrics_to_run", [
+                opt("--from", dest="source", required=True, help="top prior run or checkpoint directory"),
+                opt("--out", required=True, help="new run directory"),
+                opt("--n-tokens", type=int, help="lyric characters per window"),
+                opt("--encoder-width", type=int, help="default: half the prior's width"),
+                opt("--encoder-depth", type=int, help="layers of the lyrics encoder"),
+            ], _report("wrote {result}: continue with 'openjukebox prior train --level 2 --out {result} "
+                       "--codes CACHE_WITH_LYRICS'")),
+    Command("prior eval", "teacher-forced NLL per token beside the unigram baseline",
+            ".prior.evaluation:evaluate_prior", [
+                opt("--model", required=True, help="bundle, prior run or checkpoint directory"),
+                _LEVEL,
+                opt("--codes", required=True, help="codes cache directory, or a codes .npz from 'vqvae encode'"),
+                opt("--windows", type=int, help="random windows scored"),
+                opt("--json", action="store_true", help="print one JSON object"),
+                _DEVICE], _run_prior_eval),
+    Command("data synth", "write deterministic synthetic songs (melody, chords, drums) as WAV files",
+            ".data.synth:write_synthetic_dataset", [
+                opt("--out", required=True, help="folder to write"),
+                opt("--files", type=int, help="songs"),
+                opt("--seconds", type=float, help="length of each"),
+                opt("--sample-rate", type=int, help="Hz"),
+                opt("--seed", type=int, help="the same seed writes the same songs"),
+            ], _report("wrote {files} synthetic songs to {out}")),
+]
+
+GROUPS = {"vqvae": "train and use the three-level VQ-VAE", "codes": "code caches",
+          "prior": "train and measure priors", "data": "datasets"}
+
+
+# ---- argparse -------------------------------------------------------------------------------------------------
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each option's default, except where there is none to show (None, False)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or action.default is False:
+        if action.default in (None, False, [], argparse.SUPPRESS) or "default:" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 
@@ -110,12 +493,6 @@ class _Parser(argparse.ArgumentParser):
                           help="CPU threads (default: OMP_NUM_THREADS if set, else the cores not busy with other "
                                "work, by the load average)")
 
-    def add_argument(self, *args, **kwargs):
-        default = kwargs.get("default")
-        if "help" not in kwargs and default is not None and default is not False:
-            kwargs["help"] = "(default: %(default)s)"  # an option without help text would not show its default
-        return super().add_argument(*args, **kwargs)
-
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("openjukebox").strip()
         where = f"{command}: " if command else ""
@@ -128,386 +505,44 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"openjukebox: error: {where}{message} (see '{self.prog} --help')\n")
 
 
-def cmd_data_synth(args: argparse.Namespace) -> None:
-    from .data.synth import write_synthetic_dataset
-
-    paths = write_synthetic_dataset(args.out, args.files, args.seconds, args.sample_rate, args.seed)
-    print(f"wrote {len(paths)} synthetic songs to {args.out}")
-
-
-def cmd_init(args: argparse.Namespace) -> None:
-    from .bundle import init_bundle
-
-    init_bundle(args.preset, args.out, args.seed, args.artists, args.genres)
-    print(f"wrote a '{args.preset}' bundle with random weights to {args.out}")
-
-
-def _sample_request(args: argparse.Namespace):
-    from .lyrics.timing import TimedLyrics, read_timed_lyrics
-    from .sample.pipeline import SampleRequest
-
-    try:
-        levels = [int(level) for level in args.levels.split(",")]
-    except ValueError:
-        raise OpenJukeboxError(f"--levels must be 2, 2,1 or 2,1,0, got {args.levels}") from None
-    lyrics = read_timed_lyrics(args.lyrics_file) if args.lyrics_file else TimedLyrics("")
-    return SampleRequest(duration=args.duration, n=args.n, seed=args.seed, artist=args.artist, lyrics=lyrics.text,
-                         lyrics_timing=lyrics.anchors,
-                         genres=args.genre or [], temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                         hop_fraction=args.hop_fraction, levels=levels, prompt=args.prompt,
-                         prompt_seconds=args.prompt_seconds, schedule=args.schedule, song_seconds=args.song_seconds)
+def _add_options(parser: argparse.ArgumentParser, command: Command) -> None:
+    api = _api(command)
+    defaults = {} if api is None else {name: p.default for name, p in inspect.signature(api).parameters.items()
+                                       if p.default is not inspect.Parameter.empty}
+    for option in [*command.options, *(command.extra() if command.extra else [])]:
+        settings = dict(option.settings)
+        if callable(settings.get("choices")):
+            settings["choices"] = settings["choices"]()
+        positional = not option.flags[0].startswith("-")
+        if not positional and "default" not in settings and not settings.get("required") \
+                and option.param in defaults and settings.get("action") != "store_true":
+            settings["default"] = defaults[option.param]
+        if not positional and "dest" not in settings:
+            settings["dest"] = option.param
+        parser.add_argument(*option.flags, **settings)
+    parser.set_defaults(command=command)
 
 
-def _sampling_device(name: str):
-    """--device, where under torchrun "auto" is this process's own GPU; joins torchrun's process group."""
-    from .train import distributed
-
-    device = distributed.local_device() if name == "auto" and distributed.launched_by_torchrun() else _device(name)
-    distributed.setup(device)
-    return device
+def _selected(args: argparse.Namespace) -> Command:
+    return args.command
 
 
-def _compile_option(args: argparse.Namespace):
-    return "auto" if args.compile is None else args.compile
-
-
-def cmd_sample(args: argparse.Namespace) -> None:
-    from .bundle import load_bundle
-    from .models import resolve_model
-    from .sample.pipeline import sample
-    from .train import distributed
-
-    request = _sample_request(args)
-    request.check()
-    try:
-        bundle = load_bundle(resolve_model(args.model), _sampling_device(args.device), _dtype(args.dtype))
-        for path in sample(bundle, args.out, request, compile=_compile_option(args)):
-            print(f"wrote {path}")
-    finally:
-        distributed.teardown()
-
-
-def cmd_upsample(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from .jukebox import Jukebox
-    from .sample.pipeline import REQUEST
-    from .train import distributed
-
-    if not (Path(args.out_dir) / REQUEST).is_file():
-        raise OpenJukeboxError(f"{args.out_dir}: no sampling run here (no {REQUEST})")
-    try:
-        jukebox = Jukebox.load(args.model, _sampling_device(args.device), _dtype(args.dtype))
-        for path in jukebox.upsample(args.out_dir, compile=_compile_option(args)):
-            print(f"wrote {path}")
-    finally:
-        distributed.teardown()
-
-
-def cmd_align(args: argparse.Namespace) -> None:
-    from .bundle import load_bundle
-    from .lyrics.timing import read_timed_lyrics
-    from .models import resolve_model
-    from .sample.pipeline import align_audio
-
-    lyrics = read_timed_lyrics(args.lyrics_file)
-    bundle = load_bundle(resolve_model(args.model), _device(args.device))
-    for path in align_audio(bundle, args.audio, lyrics.text, args.out, args.artist, args.genre, layer=args.layer,
-                            head=args.head, lyrics_timing=lyrics.anchors):
-        print(f"wrote {path}")
-
-
-def cmd_models(args: argparse.Namespace) -> None:
-    from .models import list_models
-
-    for info in list_models(args.cache):
-        labels = ""
-        if info.artists or info.genres:
-            shown = ", ".join(info.artists[:8]) + (f", ... ({len(info.artists)} in all)" if len(info.artists) > 8 else "")
-            labels = f"\n    artists: {shown}\n    genres: {', '.join(info.genres[:8])}"
-        print(f"{info.name}  [{info.kind}, {info.megabytes:,.1f} MB]  {info.path}{labels}")
-
-
-def cmd_codes_build(args: argparse.Namespace) -> None:
-    from .data.code_cache import build_code_cache
-
-    cache = build_code_cache(args.vqvae, args.data, args.out, args.metadata, _device(args.device))
-    print(f"wrote {args.out}: {len(cache.codes.clips)} files, {len(cache.artists)} artists, {len(cache.genres)} genres")
-
-
-def cmd_prior_train(args: argparse.Namespace) -> None:
-    from .prior.training import train_prior
-    from .train import distributed
-
-    main = int(os.environ.get("RANK", "0")) == 0
-    try:
-        step = train_prior(args.codes, args.level, args.out, args.preset, args.steps, args.batch_size, args.lr,
-                           args.save_every, args.seed, fsdp=args.fsdp,
-                           checkpoint_activations=args.checkpoint_activations, lyrics_jitter=args.lyrics_jitter)
-    finally:
-        distributed.teardown()
-    if main:
-        print(f"trained to step {step}: {args.out}")
-
-
-def cmd_prior_add_lyrics(args: argparse.Namespace) -> None:
-    from .prior.surgery import add_lyrics_to_run
-
-    out = add_lyrics_to_run(args.source, args.out, args.n_tokens, args.encoder_width, args.encoder_depth)
-    print(f"wrote {out}: continue with 'openjukebox prior train --level 2 --out {out} --codes CACHE_WITH_LYRICS'")
-
-
-def cmd_prior_eval(args: argparse.Namespace) -> None:
-    from .bundle import prior_location
-    from .prior.loading import load_prior
-    from .prior.evaluation import evaluate_prior, load_evaluation_codes
-
-    path, vocab_file = prior_location(args.model, args.level)
-    prior = load_prior(path, _device(args.device))
-    if prior.config.level != args.level:
-        raise OpenJukeboxError(f"{args.model}: holds a level-{prior.config.level} prior, not level {args.level}")
-    cache = load_evaluation_codes(args.codes, prior, vocab_file)
-    report = evaluate_prior(prior, cache, args.windows)
-    if args.json:
-        print(json.dumps(report))
-        return
-    print(f"level {report['level']}: {report['nats_per_token']:.3f} nats/token "
-          f"({report['bits_per_second']:.0f} bits/s) vs unigram {report['unigram_nats_per_token']:.3f} nats/token "
-          f"({report['unigram_bits_per_second']:.0f} bits/s), {report['tokens']} tokens")
-    if "other_lyrics_nats_per_token" in report:
-        print(f"with other songs' lyrics: {report['other_lyrics_nats_per_token']:.3f} nats/token "
-              f"(the lyrics tell it {report['other_lyrics_nats_per_token'] - report['nats_per_token']:.3f})")
-
-
-def cmd_bundle(args: argparse.Namespace) -> None:
-    from .bundle import assemble_bundle
-
-    assemble_bundle(args.vqvae, {0: args.prior0, 1: args.prior1, 2: args.prior2}, args.out, _dtype(args.dtype))
-    print(f"wrote bundle {args.out}")
-
-
-def cmd_download(args: argparse.Namespace) -> None:
-    import time
-
-    from .download import download_model
-
-    shown: dict[str, float] = {}  # file name -> when its progress was last printed
-
-    def progress(name: str, done: int, total: int | None) -> None:
-        now = time.monotonic()
-        if done != total and name in shown and now - shown[name] < 2:
-            return
-        shown[name] = now
-        of = f" of {total / 1e6:,.1f}" if total else ""
-        print(f"{name}: {done / 1e6:,.1f}{of} MB", file=sys.stderr)
-
-    for path in download_model(args.model, args.cache, progress).values():
-        print(path)
-
-
-def cmd_convert_openai(args: argparse.Namespace) -> None:
-
-    from .compat.convert import convert_openai, load_hparams_file
-
-    hparams = load_hparams_file(args.hparams) if args.hparams else None
-    convert_openai(args.out, args.vqvae, {0: args.prior0, 1: args.prior1, 2: args.prior2}, args.preset, hparams,
-                   args.artist_ids, args.genre_ids, _dtype(args.dtype))
-    print(f"wrote bundle {args.out}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from .vqvae.config import PRESETS
-
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; given the arguments about to be parsed, only their command's options are built
+    (importing its API module), so that asking for help or running one command imports nothing else."""
     parser = _Parser(prog="openjukebox", description="Jukebox on today's PyTorch.")
     parser.add_argument("--version", action="version", version=f"openjukebox {__version__}")
-    sub = parser.add_subparsers(dest="group", required=True)
-    vq = sub.add_parser("vqvae", help="train and use the three-level VQ-VAE").add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("init", help="write a model bundle with random weights (tests, benchmarks)")
-    p.add_argument("--preset", default="tiny", choices=[*sorted(PRESETS), "tiny-lyrics", "small-lyrics"])
-    p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--artists", nargs="+", default=None, help="artist vocabulary (default: 'unknown')")
-    p.add_argument("--genres", nargs="+", default=None, help="genre vocabulary (default: 'unknown')")
-    p.set_defaults(func=cmd_init)
-
-    for name, helptext in (("sample", "sample songs from a bundle"), ("upsample", "finish a sampling run")):
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("--model", default=None, help="bundle directory, or the name of one from 'openjukebox models' "
-                       "(default: the embedded model)")
-        p.add_argument("--device", default="auto")
-        p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
-                       help="the priors' weights and compute type, and the VQ-VAE decoder's compute type "
-                            "(bfloat16 halves the priors' memory and decodes about 3x faster on CPU)")
-        p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                       help="compile the per-token step with torch.compile (default: for levels long enough to pay "
-                            "for the compilation; the codes are the same either way)")
-        if name == "upsample":
-            p.add_argument("out_dir")
-            p.set_defaults(func=cmd_upsample)
-            continue
-        p.add_argument("--duration", type=float, required=True, help="seconds")
-        p.add_argument("--song-seconds", type=float, default=None,
-                       help="length of the song this clip begins, for the timing conditioning "
-                            "(default: the model's own, else --duration)")
-        p.add_argument("--out", required=True, help="output directory; re-running continues it")
-        p.add_argument("--artist", default=None)
-        p.add_argument("--genre", action="append", help="repeat for several genres")
-        p.add_argument("--n", "--n-samples", dest="n", type=int, default=1,
-                       help="samples, generated together as one batch (under torchrun, split across the processes: "
-                            "spell it --n-samples there, since torchrun takes --n for its own --nnodes)")
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--temperature", type=float, default=1.0)
-        p.add_argument("--top-k", type=int, default=0)
-        p.add_argument("--top-p", type=float, default=0.0)
-        p.add_argument("--hop-fraction", type=float, default=0.5)
-        p.add_argument("--levels", default="2,1,0", help="2 (top only, fast preview), 2,1 or 2,1,0")
-        p.add_argument("--prompt", default=None, help="audio to continue")
-        p.add_argument("--prompt-seconds", type=float, default=0.0)
-        p.add_argument("--lyrics-file", default=None, help="UTF-8 text the song sings (lyrics models); "
-                       "an .lrc file also says when each line or word is sung")
-        p.add_argument("--schedule", default=None, help="labels changing mid-song: '0:artist=A,genre=G;30:artist=B'")
-        p.set_defaults(func=cmd_sample)
-
-    p = sub.add_parser("bundle", help="assemble a model bundle from a trained VQ-VAE and three priors")
-    for name in ("vqvae", "prior0", "prior1", "prior2"):
-        p.add_argument(f"--{name}", required=True, help="run or checkpoint directory")
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
-                   help="store the weights in this type (float16 halves the size)")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_bundle)
-
-    p = sub.add_parser("models", help="list the embedded model and the models in the cache, with their labels")
-    p.add_argument("--cache", default=None, metavar="DIR", help="default: $OPENJUKEBOX_CACHE, else "
-                   "$XDG_CACHE_HOME/openjukebox, else ~/.cache/openjukebox")
-    p.set_defaults(func=cmd_models)
-
-    p = sub.add_parser("download", help="fetch the released OpenAI Jukebox checkpoints (re-running resumes)")
-    p.add_argument("model", help="5b, 5b_lyrics or 1b_lyrics, or one file such as vqvae or upsampler_level_0")
-    p.add_argument("--cache", default=None, metavar="DIR", help="where to keep them (default: $OPENJUKEBOX_CACHE, else "
-                   "$XDG_CACHE_HOME/openjukebox, else ~/.cache/openjukebox)")
-    p.set_defaults(func=cmd_download)
-
-    p = sub.add_parser("align", help="which words of the lyrics are sung when, in an existing song")
-    p.add_argument("audio")
-    p.add_argument("--model", required=True, help="bundle with a lyrics prior (a directory or a name from "
-                   "'openjukebox models')")
-    p.add_argument("--lyrics-file", required=True, help="UTF-8 text of the lyrics; an .lrc file's line or word times "
-                   "place the model's windows of lyrics")
-    p.add_argument("--out", required=True, help="folder for lyrics.lrc, lyrics.json, lyrics.png")
-    p.add_argument("--layer", type=int, default=None, help="read this layer's attention (default: the model's own)")
-    p.add_argument("--head", type=int, default=None, help="read this head's attention (default: the model's own)")
-    p.add_argument("--artist", default=None)
-    p.add_argument("--genre", action="append")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_align)
-
-    p = sub.add_parser("convert-openai", help="a bundle from original Jukebox checkpoint files (.pth.tar)")
-    p.add_argument("--vqvae", required=True, help="vqvae.pth.tar")
-    for level in range(3):
-        p.add_argument(f"--prior{level}", required=True, help=f"prior_level_{level}.pth.tar")
-    p.add_argument("--preset", choices=["5b", "5b_lyrics", "1b_lyrics"], default=None,
-                   help="the released model (default: the hyperparameters saved in the files, or --hparams)")
-    p.add_argument("--hparams", default=None, help="JSON of original hyperparameter dicts: {vqvae, prior0, ...}")
-    p.add_argument("--artist-ids", default=None, help="the original artist id table (name;id per line)")
-    p.add_argument("--genre-ids", default=None, help="the original genre id table (name;id per line)")
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
-                   help="store the weights in this type (bfloat16 halves the size)")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_convert_openai)
-
-    codes = sub.add_parser("codes", help="code caches").add_subparsers(dest="command", required=True)
-    p = codes.add_parser("build", help="encode a folder of audio once, for prior training")
-    p.add_argument("--vqvae", required=True, help="VQ-VAE run or checkpoint directory")
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--metadata", default=None)
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_codes_build)
-
-    prior = sub.add_parser("prior", help="train and measure priors").add_subparsers(dest="command", required=True)
-    p = prior.add_parser("train", help="train (or resume) a prior on a codes cache")
-    p.add_argument("--level", type=int, required=True, choices=[0, 1, 2])
-    p.add_argument("--codes", required=True, help="codes cache directory")
-    p.add_argument("--preset", default="tiny", choices=["tiny", "small", "paper", "tiny-lyrics", "small-lyrics"])
-    p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, required=True)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--save-every", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fsdp", action="store_true", help="under torchrun, shard the prior across ranks (FSDP)")
-    p.add_argument("--checkpoint-activations", action="store_true", help="recompute activations to save memory")
-    p.add_argument("--lyrics-jitter", type=int, default=0, metavar="N",
-                   help="move each window's lyrics by up to N characters at random (lyrics priors)")
-    p.set_defaults(func=cmd_prior_train)
-    p = prior.add_parser("add-lyrics", help="turn a trained top prior into a lyrics prior (same predictions until trained)")
-    p.add_argument("--from", dest="source", required=True, help="top prior run or checkpoint directory")
-    p.add_argument("--out", required=True, help="new run directory")
-    p.add_argument("--n-tokens", type=int, default=64, help="lyric characters per window")
-    p.add_argument("--encoder-width", type=int, default=None, help="default: half the prior's width")
-    p.add_argument("--encoder-depth", type=int, default=3)
-    p.set_defaults(func=cmd_prior_add_lyrics)
-
-    p = prior.add_parser("eval", help="teacher-forced NLL per token beside the unigram baseline")
-    p.add_argument("--model", required=True, help="bundle, prior run or checkpoint directory")
-    p.add_argument("--level", type=int, required=True, choices=[0, 1, 2])
-    p.add_argument("--codes", required=True, help="codes cache directory, or a codes .npz from 'vqvae encode'")
-    p.add_argument("--windows", type=int, default=32)
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_prior_eval)
-
-    data = sub.add_parser("data", help="datasets").add_subparsers(dest="command", required=True)
-    p = data.add_parser("synth", help="write deterministic synthetic songs (melody, chords, drums) as WAV files")
-    p.add_argument("--out", required=True)
-    p.add_argument("--files", type=int, default=4)
-    p.add_argument("--seconds", type=float, default=8.0)
-    p.add_argument("--sample-rate", type=int, default=22050)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_data_synth)
-
-    p = vq.add_parser("train", help="train (or resume training) a VQ-VAE on a folder of audio")
-    p.add_argument("--data", required=True, help="folder of audio files (searched recursively)")
-    p.add_argument("--out", required=True, help="run directory; re-running on it resumes")
-    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
-    p.add_argument("--steps", type=int, required=True, help="train until this step")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
-    p.add_argument("--save-every", type=int, default=1000)
-    p.add_argument("--eval-every", type=int, default=None, help="default: --save-every")
-    p.add_argument("--eval-data", default=None, help="folder of held-out audio for periodic evaluation")
-    p.add_argument("--metadata", default=None, help="CSV/JSONL labels table (default: DATA/metadata.csv|jsonl)")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_vqvae_train)
-
-    p = vq.add_parser("encode", help="encode audio files to a codes .npz (all three levels)")
-    p.add_argument("audio", nargs="+")
-    p.add_argument("--model", required=True, help="run or checkpoint directory")
-    p.add_argument("--out", required=True, help="codes file to write (.npz)")
-    p.add_argument("--offset", type=float, default=0.0, help="seconds to skip at the start of each file")
-    p.add_argument("--duration", type=float, default=None, help="seconds to encode (default: to the end)")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_vqvae_encode)
-
-    p = vq.add_parser("decode", help="decode one level of a codes file to audio")
-    p.add_argument("codes")
-    p.add_argument("--model", required=True)
-    p.add_argument("--level", type=int, required=True, choices=[0, 1, 2])
-    p.add_argument("--out", required=True, help=".wav or .flac")
-    p.add_argument("--clip", type=int, default=None, help="which clip of the codes file (default: all)")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_vqvae_decode)
-
-    p = vq.add_parser("eval", help="spectral convergence, L2 and codebook usage per level on a folder of audio")
-    p.add_argument("--model", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--windows-per-file", type=int, default=8)
-    p.add_argument("--cache", default=None,
-                   help="where decoded audio is cached (default: RUN_DIR/cache, or ~/.cache/openjukebox for a bundle)")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_vqvae_eval)
+    top = parser.add_subparsers(dest="command_words", required=True, metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    words = set(argv) if argv is not None else None
+    for command in COMMANDS:
+        *group, name = command.words.split()
+        if group and group[0] not in groups:
+            groups[group[0]] = top.add_parser(group[0], help=GROUPS[group[0]]).add_subparsers(
+                dest="subcommand", required=True, metavar="COMMAND")
+        sub = (groups[group[0]] if group else top).add_parser(name, help=command.help, description=command.help)
+        if words is None or set(command.words.split()) <= words:
+            _add_options(sub, command)
     return parser
 
 
@@ -516,13 +551,14 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     warnings.showwarning = _one_line_warning
     try:
         from .devices import choose_threads
 
         choose_threads(getattr(args, "threads", None))
-        args.func(args)
+        args.command.run(args, _api(args.command))
     except OpenJukeboxError as e:
         print(f"openjukebox: error: {e}", file=sys.stderr)
         return 1

@@ -7,6 +7,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import ConfigError
+
 
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -47,8 +49,6 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def read_utf8(path: str | os.PathLike, what: str) -> str:
     """A user's UTF-8 text file (a byte-order mark dropped), or one line saying why it cannot be read."""
-    from .errors import ConfigError
-
     path = Path(path)
     try:
         return path.read_text(encoding="utf-8-sig")
@@ -61,3 +61,11 @@ def read_utf8(path: str | os.PathLike, what: str) -> str:
                           "save it as UTF-8") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read {what} ({e.strerror})") from None
+
+
+def new_output_dir(out: str | os.PathLike) -> Path:
+    """`out` as a Path, refused when it holds anything: one writer per output folder, and nothing overwritten."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out}: exists and is not empty; choose a new --out")
+    return out

@@ -15,7 +15,8 @@ from .bundle import Bundle, load_bundle
 from .devices import resolve_device
 from .errors import ConfigError
 from .models import resolve_model
-from .sample.pipeline import SampleRequest, align_audio, sample
+from .sample.pipeline import align_audio, sample
+from .sample.request import SampleRequest
 
 
 class Jukebox:

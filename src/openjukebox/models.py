@@ -8,12 +8,45 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .download import FILES, cache_dir
 from .errors import CheckpointError
 
 EMBEDDED = "embedded"
 EMBEDDED_PATH = Path(__file__).parent / "embedded"
 MANIFEST = "manifest.json"  # every bundle's manifest; defined here (not in bundle.py) so that listing needs no torch
+CACHE_ENV = "OPENJUKEBOX_CACHE"
+
+
+@dataclass(frozen=True)
+class ReleasedFile:
+    path: str  # relative to the base URL, and to the cache directory
+    size: int | None = None  # bytes, when known
+    sha256: str | None = None  # hex digest, when known
+
+
+# OpenAI published neither sizes nor digests for these files and they are not known here, so both are None:
+# such files are checked only against the length the server announces.
+FILES: dict[str, ReleasedFile] = {
+    "vqvae": ReleasedFile("5b/vqvae.pth.tar"),
+    "upsampler_level_0": ReleasedFile("5b/prior_level_0.pth.tar"),
+    "upsampler_level_1": ReleasedFile("5b/prior_level_1.pth.tar"),
+    "prior_5b": ReleasedFile("5b/prior_level_2.pth.tar"),
+    "prior_5b_lyrics": ReleasedFile("5b_lyrics/prior_level_2.pth.tar"),
+    "prior_1b_lyrics": ReleasedFile("1b_lyrics/prior_level_2.pth.tar"),
+}
+
+# The three released models share the VQ-VAE and the two upsamplers; only the top prior differs.
+MODELS: dict[str, tuple[str, ...]] = {
+    model: ("vqvae", "upsampler_level_0", "upsampler_level_1", f"prior_{model}")
+    for model in ("5b", "5b_lyrics", "1b_lyrics")
+}
+
+
+def cache_dir() -> Path:
+    """$OPENJUKEBOX_CACHE, else the XDG cache folder, so the gigabytes land where users expect caches to be."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser().absolute()
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg).expanduser().absolute() / "openjukebox"
 
 
 @dataclass

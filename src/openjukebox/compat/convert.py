@@ -20,11 +20,13 @@ from typing import Any
 
 import torch
 
-from ..bundle import new_output_dir, write_bundle
+from ..bundle import write_bundle
 from ..errors import CheckpointError, ConfigError
+from ..fileio import new_output_dir
+from ..label_table import LabelTable, load_label_table
+from ..labels import LabelEncoder
 from ..prior.model import Prior
 from ..vqvae.model import VQVAE
-from .label_ids import LabelTable, load_label_table
 from .openai import convert_prior_state_dict, convert_vqvae_state_dict
 from .released import RELEASED, TOP_PRIORS, prior_config, vqvae_config
 
@@ -130,7 +132,7 @@ def convert_openai(out: str | os.PathLike, vqvae: str | os.PathLike, priors: dic
         sources[level] = (config, converted)
         top_hps = hps if level == 2 else top_hps
     table = _label_table(artist_ids, genre_ids, bool(top_hps.get("labels_v3", False)))
-    return write_bundle(out, vq_config, vq_converted, sources, preset=preset, label_table=table, dtype=dtype)
+    return write_bundle(out, vq_config, vq_converted, sources, LabelEncoder([], [], table), preset=preset, dtype=dtype)
 
 
 def _convert(path: Path, what: str, convert) -> dict[str, torch.Tensor]:
@@ -142,7 +144,7 @@ def _convert(path: Path, what: str, convert) -> dict[str, torch.Tensor]:
 
 def _label_table(artist_ids, genre_ids, v3: bool) -> LabelTable | None:
     if (artist_ids is None) != (genre_ids is None):
-        raise ConfigError("give both --artist-ids and --genre-ids, or neither")
+        raise ConfigError("give both artist_ids and genre_ids (--artist-ids, --genre-ids), or neither")
     if artist_ids is None:
         return None
     return load_label_table(artist_ids, genre_ids, 3 if v3 else 2)

@@ -60,14 +60,14 @@ def synth_song(seconds: float, sample_rate: int, seed: int, channels: int = 2) -
     return (out / peak * 0.8 if peak > 0 else out).astype(np.float32)
 
 
-def write_synthetic_dataset(out_dir: str | os.PathLike, n_files: int = 4, seconds: float = 8.0,
+def write_synthetic_dataset(out: str | os.PathLike, files: int = 4, seconds: float = 8.0,
                             sample_rate: int = 22050, seed: int = 0) -> list[Path]:
-    """Write `n_files` synthetic songs as WAV files into `out_dir`; returns their paths."""
-    if n_files <= 0 or seconds <= 0 or sample_rate < 4000:
+    """Write `files` synthetic songs as WAV files into the folder `out`; returns their paths."""
+    if files <= 0 or seconds <= 0 or sample_rate < 4000:
         raise ConfigError("synthetic data needs files > 0, seconds > 0 and a sample rate of at least 4000 Hz")
-    out_dir = Path(out_dir)
+    out_dir = Path(out)
     paths = []
-    for i in range(n_files):
+    for i in range(files):
         path = out_dir / f"synth-{seed}-{i:03d}.wav"
         save_audio(path, synth_song(seconds, sample_rate, seed * 1000 + i), sample_rate)
         paths.append(path)

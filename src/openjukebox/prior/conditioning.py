@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..vqvae.blocks import dilations
+from ..resnet1d import ResNet1D
 
 
 @dataclass
@@ -91,17 +91,6 @@ class TimingEmbedding(nn.Module):
         return out[:, :n]
 
 
-class ConditionerResBlock(nn.Module):
-    def __init__(self, width: int, dilation: int, res_scale: float) -> None:
-        super().__init__()
-        self.conv = nn.Conv1d(width, width, 3, padding=dilation, dilation=dilation)
-        self.proj = nn.Conv1d(width, width, 1)
-        self.res_scale = res_scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.res_scale * self.proj(torch.relu(self.conv(torch.relu(x))))
-
-
 class UpsamplerConditioner(nn.Module):
     """Codes of the level above → per-token conditioning of this level: embedding, Conv1d(k3), `downs` ×
     [dilated ResNet (3**(d % cycle), not reversed) → ConvTranspose1d(k4, s2)], LayerNorm."""
@@ -113,8 +102,7 @@ class UpsamplerConditioner(nn.Module):
         scale = 1.0 / depth**0.5 if res_scale else 1.0
         layers: list[nn.Module] = [nn.Conv1d(width, cond_width, 3, padding=1)]
         for i in range(downs):
-            layers.append(nn.Sequential(*(ConditionerResBlock(cond_width, d, scale)
-                                          for d in dilations(depth, 3, cycle, reverse=False))))
+            layers.append(ResNet1D(cond_width, depth, 3, cycle, res_scale=scale))
             layers.append(nn.ConvTranspose1d(cond_width, width if i == downs - 1 else cond_width, 4, 2, 1))
         self.layers = nn.Sequential(*layers)
         self.ln = nn.LayerNorm(width)

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 
 from ..codes import load_codes
-from ..data.code_cache import CodeCache, load_code_cache
 from ..errors import OpenJukeboxError
+from ..labels import LabelEncoder
+from ..vqvae.code_cache import CodeCache, load_code_cache
 from .model import Prior
 from .training import encoded_lyrics, sample_windows
 
@@ -58,15 +59,18 @@ def evaluate_prior(prior: Prior, cache: CodeCache, windows: int = 32, batch_size
 
 
 def load_evaluation_codes(codes: str | os.PathLike, prior: Prior, vocab_file: Path) -> CodeCache:
-    """A codes cache directory as it is, or a codes .npz from 'vqvae encode' with the model's label vocabulary."""
-    if not Path(codes).is_file():
+    """A codes cache directory, or a codes .npz from 'vqvae encode', labelled with the model's vocabulary (the
+    cache's own when the model has none)."""
+    if not vocab_file.is_file() and not Path(codes).is_file():
         return load_code_cache(codes)
+    if not vocab_file.is_file():
+        raise OpenJukeboxError(f"{vocab_file.parent}: has no label vocabulary ({vocab_file.name})")
     try:
-        vocab = json.loads(vocab_file.read_text())
-    except (OSError, ValueError):
-        raise OpenJukeboxError(f"{vocab_file.parent}: has no label vocabulary ({vocab_file.name})") from None
-    codes_file = load_codes(codes)
+        labels = LabelEncoder.from_json(json.loads(vocab_file.read_text()), vocab_file)
+    except ValueError:
+        raise OpenJukeboxError(f"{vocab_file}: corrupt label vocabulary (not JSON)") from None
+    codes_file = load_code_cache(codes).codes if not Path(codes).is_file() else load_codes(codes)
     if codes_file.codebook_size != prior.config.bins:
         raise OpenJukeboxError(f"{codes}: codes of a {codes_file.codebook_size}-entry codebook, this prior models "
                                f"{prior.config.bins}")
-    return CodeCache(codes_file, list(vocab["artists"]), list(vocab["genres"]))
+    return CodeCache(codes_file, labels)

@@ -8,8 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError
-from ..train.checkpoint import load_weights, read_meta
-from ..vqvae.loading import CONFIG_FILE
+from ..train.checkpoint import CONFIG_FILE, load_weights, read_meta
 from .config import prior_config_from_dict
 from .model import Prior
 

@@ -13,15 +13,15 @@ import dataclasses
 import os
 from pathlib import Path
 
-from ..bundle import new_output_dir
-from .loading import load_prior
 from ..errors import ConfigError
-from ..fileio import atomic_write_text
-from ..train.checkpoint import resolve_checkpoint, write_model_dir
+from ..fileio import atomic_write_text, new_output_dir
+from ..labels import VOCAB_FILE
+from ..train.checkpoint import CONFIG_FILE, resolve_checkpoint, write_model_dir
 from .attention import ENCODER_DECODER
 from .config import prior_config_to_json
+from .loading import load_prior
 from .model import Prior
-from .training import CONFIG_FILE, INITIAL, VOCAB_FILE
+from .training import INITIAL
 from .transformer import TransformerConfig
 
 

@@ -12,20 +12,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.code_cache import CodeCache, load_code_cache
+from .. import distributed
+from ..config_file import ConfigSource, differences
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_write_text
+from ..labels import VOCAB_FILE, LabelEncoder
 from ..lyrics.text import lyrics_window, vocabulary_of_size
 from ..lyrics.timing import TimedLyrics, anchors_from_json, encode_timed
-from ..train import distributed
-from ..train.checkpoint import latest_checkpoint, load_weights
+from ..train.checkpoint import CONFIG_FILE, latest_checkpoint, load_weights
 from ..train.loop import TrainSettings, train
+from ..vqvae.code_cache import CodeCache, load_code_cache
 from .conditioning import Labels
-from .config import prior_config_from_dict, prior_config_to_json, prior_preset
+from .config import prior_config_from_dict, prior_config_to_json, prior_preset, with_config_file
 from .model import Prior, PriorConfig, next_token_loss
 
-CONFIG_FILE = "config.json"
-VOCAB_FILE = "vocab.json"
 INITIAL = "initial"  # weights a new run starts from (e.g. written by `prior add-lyrics`)
 
 
@@ -60,9 +60,9 @@ def sample_windows(cache: CodeCache, prior_level: int, n_ctx: int, batch: int, g
         windows.append(codes.levels[prior_level][clip, start:start + n_ctx])
         if upsampler:
             uppers.append(codes.levels[prior_level + 1][clip, start // ratio: (start + n_ctx) // ratio])
-        artist, genre_ids = cache.label_ids(int(clip))
+        artist, genre_ids = cache.label_ids(int(clip), max_genres)
         artists.append(artist)
-        genres.append((genre_ids + [-1] * max_genres)[:max_genres])
+        genres.append(genre_ids)
         totals.append(codes.clips[clip].length)
         offsets.append(start * hop)
         if n_tokens:
@@ -86,40 +86,51 @@ def encoded_lyrics(cache: CodeCache, config: PriorConfig) -> list[ClipLyrics] | 
                          cache.codes.sample_rate) for clip in cache.codes.clips]
 
 
-def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, preset_name: str = "tiny",
+def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, preset: str = "tiny",
                 steps: int = 1000, batch_size: int = 8, lr: float = 3e-4, save_every: int = 1000, seed: int = 0,
                 progress: bool = True, fsdp: bool = False, checkpoint_activations: bool = False,
-                lyrics_jitter: int = 0) -> int:
+                lyrics_jitter: int = 0, config: ConfigSource | None = None) -> int:
     """Train (or resume) the level-`level` prior of a preset on a codes cache; returns the step reached.
 
     `fsdp` shards the prior across torchrun ranks block by block (for priors that do not fit one GPU);
     `checkpoint_activations` recomputes each block's activations in the backward pass to save memory.
+    `config` (a JSON or TOML file, or a mapping of PriorConfig fields, `transformer` nested) is laid over the
+    preset's config for this level: a new model size without code.
     `lyrics_jitter` moves each window's lyrics by up to that many characters at random. Without it the sung
     characters always sit at the same place in the window, so a model can place them by position alone; moved, it
     has to find them by listening, which is what aligning a recording whose timing is unknown needs
     (docs/lyrics-alignment.md).
     """
     if level not in (0, 1, 2):
-        raise ConfigError(f"--level must be 0, 1 or 2, got {level}")
+        raise ConfigError(f"level (--level) must be 0, 1 or 2, got {level}")
     out = Path(out)
     cache = load_code_cache(codes)
     c = cache.codes
+    source = config
     if (out / CONFIG_FILE).is_file():
-        config = prior_config_from_dict(json.loads((out / CONFIG_FILE).read_text()))
+        config = prior_config_from_dict(json.loads((out / CONFIG_FILE).read_text()), str(out / CONFIG_FILE))
         if config.level != level:
             raise ConfigError(f"{out}: holds a level-{config.level} prior, not level {level}")
+        changed = differences(dataclasses.asdict(config), dataclasses.asdict(with_config_file(config, source)))
+        if changed:
+            raise ConfigError(f"{out}: the run was trained with other settings ({'; '.join(changed)}); "
+                              f"resume without them or use another --out")
+        if (out / VOCAB_FILE).is_file():  # the run's names keep their ids, whatever cache it continues on
+            cache = CodeCache(c, LabelEncoder.load(out))
     else:
-        max_genres = max(len(cache.label_ids(i)[1]) for i in range(len(c.clips)))
-        config = prior_preset(preset_name, level, c.codebook_size, c.hop_lengths[level], c.sample_rate,
-                              len(cache.artists), len(cache.genres), max_genres)
+        config = with_config_file(prior_preset(preset, level, c.codebook_size, c.hop_lengths[level],
+                                               c.sample_rate, len(cache.labels.artists), len(cache.labels.genres),
+                                               cache.max_genres()), source)
+    for clip in range(len(c.clips)):  # every clip's names known to the run, before anything is written
+        cache.label_ids(clip, config.max_genres)
     if lyrics_jitter and not 0 < lyrics_jitter <= config.n_tokens // 2:
-        raise ConfigError(f"--lyrics-jitter {lyrics_jitter}: " + (
+        raise ConfigError(f"lyrics_jitter (--lyrics-jitter) {lyrics_jitter}: " + (
             f"it must be between 0 and half the lyrics window ({config.n_tokens // 2} characters)"
             if config.n_tokens else "only a lyrics prior reads lyrics"))
     if distributed.is_main():
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / CONFIG_FILE, prior_config_to_json(config))
-        atomic_write_text(out / VOCAB_FILE, json.dumps({"artists": cache.artists, "genres": cache.genres}) + "\n")
+        cache.labels.save(out)
     if checkpoint_activations:
         config = dataclasses.replace(config, transformer=dataclasses.replace(config.transformer,
                                                                               checkpoint_activations=True))

@@ -15,7 +15,8 @@ import torch
 from ..errors import ConfigError
 from ..prior.conditioning import Labels
 from ..prior.model import Prior
-from .decode import Decoder, Filters, compile_pays
+from .decode import Decoder, compile_pays
+from .request import Filters
 
 
 @torch.no_grad()

@@ -24,23 +24,7 @@ from ..prior.attention import KVCache
 from ..prior.conditioning import Labels
 from ..prior.model import Prior
 from .noise import code_keys, draw, exponential_noise, sample_keys
-
-
-@dataclass(frozen=True)
-class Filters:
-    """How logits become a distribution: temperature, then top-k, then nucleus (top-p); 0 turns a filter off."""
-
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise ConfigError(f"temperature (--temperature) must be positive, got {self.temperature}")
-        if self.top_k < 0:
-            raise ConfigError(f"top_k (--top-k) must be 0 (off) or positive, got {self.top_k}")
-        if not 0 <= self.top_p <= 1:
-            raise ConfigError(f"top_p (--top-p) must be in [0, 1], got {self.top_p}")
+from .request import Filters
 
 
 def filter_logits(logits: torch.Tensor, filters: Filters = Filters()) -> torch.Tensor:

@@ -11,100 +11,26 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from .. import distributed
 from ..audio import AUDIO_EXTENSIONS, load_audio, save_audio
 from ..bundle import Bundle
 from ..errors import ConfigError
 from ..fileio import atomic_path, atomic_write_text
-from ..lyrics.alignment import lyrics_attention, write_alignment
 from ..lyrics.text import lyrics_window, vocabulary_of_size
 from ..lyrics.timing import TimedLyrics, encode_timed
 from ..prior.conditioning import Labels
-from ..train import distributed
+from .alignment import lyrics_attention, write_alignment
 from .ancestral import sample_level
-from .decode import Filters
+from .request import SampleRequest, parse_schedule
 
 REQUEST = "request.json"
-
-
-@dataclass
-class SampleRequest:
-    duration: float  # seconds
-    n: int = 1
-    seed: int = 0
-    artist: str | None = None
-    genres: list[str] = field(default_factory=list)
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 0.0
-    hop_fraction: float = 0.5
-    levels: list[int] = field(default_factory=lambda: [2, 1, 0])
-    prompt: str | None = None
-    prompt_seconds: float = 0.0
-    # Labels changing mid-song: "0:artist=A,genre=G;30:artist=B" (seconds; unnamed fields carry over).
-    schedule: str | None = None
-    lyrics: str = ""  # what the song sings, for a lyrics model ("" = instrumental)
-    # When it is sung: (seconds, index in `lyrics` of the character sung from then on), as from an LRC file
-    # (openjukebox.lyrics.timing); empty for the original's steady pace through the song.
-    lyrics_timing: tuple[tuple[float, int], ...] = ()
-    # The length of the song this clip begins, for the timing conditioning and the lyrics' pace (the original's
-    # total_sample_length_in_seconds). None: the bundle's own default, else `duration`.
-    song_seconds: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.prompt is not None:  # kept absolute in request.json, so that a run continues from any folder
-            self.prompt = os.path.abspath(self.prompt)
-
-    def check(self) -> None:
-        if not self.duration > 0:
-            raise ConfigError(f"duration (--duration) must be positive, got {self.duration}")
-        if self.n <= 0:
-            raise ConfigError(f"n (--n) must be positive, got {self.n}")
-        if not self.levels or self.levels != list(range(2, 2 - len(self.levels), -1)):
-            raise ConfigError(f"levels (--levels) must be 2, 2,1 or 2,1,0, got {','.join(map(str, self.levels))}")
-        if self.song_seconds is not None and not self.song_seconds >= self.duration:
-            raise ConfigError(f"song_seconds (--song-seconds) ({self.song_seconds}) must be at least duration "
-                              f"(--duration) ({self.duration})")
-        if self.prompt is not None and not 0 < self.prompt_seconds < self.duration:
-            raise ConfigError("prompt_seconds (--prompt-seconds) must be positive and shorter than duration "
-                              "(--duration)")
-        self.filters()
-
-    def filters(self) -> Filters:
-        return Filters(self.temperature, self.top_k, self.top_p)
-
-
-def parse_schedule(text: str, artist: str | None, genres: list[str]) -> list[tuple[float, str | None, list[str]]]:
-    """'0:artist=A,genre=G;30:artist=B' → [(0.0, 'A', ['G']), (30.0, 'B', ['G'])], sorted by time."""
-    entries = []
-    for part in filter(None, (p.strip() for p in text.split(";"))):
-        time_text, _, fields = part.partition(":")
-        try:
-            at = float(time_text)
-        except ValueError:
-            raise ConfigError(f"schedule (--schedule) entry '{part}': must start with seconds, "
-                              "like '30:artist=B'") from None
-        new_genres: list[str] = []
-        for field_text in filter(None, (f.strip() for f in fields.split(","))):
-            key, _, value = field_text.partition("=")
-            if key.strip() == "artist" and value.strip():
-                artist = value.strip()
-            elif key.strip() == "genre" and value.strip():
-                new_genres.append(value.strip())
-            else:
-                raise ConfigError(f"schedule (--schedule) entry '{part}': expected artist=NAME or genre=NAME, "
-                                  f"got '{field_text}'")
-        genres = new_genres or genres
-        entries.append((at, artist, list(genres)))
-    if not entries or min(e[0] for e in entries) != 0:
-        raise ConfigError("schedule (--schedule) must have an entry at 0 seconds")
-    return sorted(entries)
 
 
 def _labels_for(bundle: Bundle, request: SampleRequest, total_length: int):

@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .. import __version__
+from ..version import __version__
 from ..errors import CheckpointError
 from ..fileio import atomic_write_text, fsync_dir, fsync_file
 from ..weights_file import write_weights
@@ -28,6 +28,7 @@ FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 TRAINING_STATE = "training_state.pt"
 META = "meta.json"
+CONFIG_FILE = "config.json"  # the model's config beside its weights, in every run and checkpoint directory
 
 
 def checkpoints_dir(run_dir: Path) -> Path:

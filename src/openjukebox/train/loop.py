@@ -26,8 +26,8 @@ from torch.distributed.fsdp import fully_shard
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from .. import distributed
 from ..errors import OpenJukeboxError
-from . import distributed
 from .checkpoint import latest_checkpoint, load_training_state, load_weights, read_meta, save_checkpoint
 from .metrics_log import MetricsLog
 
@@ -48,9 +48,9 @@ class TrainSettings:
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "save_every"):
             if getattr(self, name) <= 0:
-                raise OpenJukeboxError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+                raise OpenJukeboxError(f"{name} (--{name.replace('_', '-')}) must be positive, got {getattr(self, name)}")
         if not self.learning_rate > 0 or not math.isfinite(self.learning_rate):
-            raise OpenJukeboxError(f"--lr must be a positive number, got {self.learning_rate}")
+            raise OpenJukeboxError(f"lr (--lr) must be a positive number, got {self.learning_rate}")
 
 
 def autocast_context(device: torch.device) -> contextlib.AbstractContextManager:

@@ -8,28 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-class ResidualBlock(nn.Module):
-    """x + Conv1x1(ReLU(Conv_k3_dilated(ReLU(x)))): pre-activation, non-causal, length-preserving."""
-
-    def __init__(self, width: int, dilation: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv1d(width, width, kernel_size=3, padding=dilation, dilation=dilation)
-        self.proj = nn.Conv1d(width, width, kernel_size=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.proj(torch.relu(self.conv(torch.relu(x))))
-
-
-def dilations(depth: int, growth: int, cycle: int | None, reverse: bool) -> list[int]:
-    """growth**(d % cycle) for d < depth; reversed in the decoder so the widest context comes first."""
-    out = [growth ** (d if cycle is None else d % cycle) for d in range(depth)]
-    return out[::-1] if reverse else out
-
-
-class ResNet1D(nn.Sequential):
-    def __init__(self, width: int, depth: int, growth: int, cycle: int | None, reverse: bool = False) -> None:
-        super().__init__(*(ResidualBlock(width, d) for d in dilations(depth, growth, cycle, reverse)))
+from ..resnet1d import ResNet1D
 
 
 class EncoderBlock(nn.Sequential):

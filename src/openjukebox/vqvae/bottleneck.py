@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..train import distributed
+from .. import distributed
 
 
 @dataclass

@@ -12,7 +12,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config_file import ConfigSource, config_fields, merge_config
 from ..errors import ConfigError
+from ..fileio import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,6 @@ class VQVAEConfig:
         return json.dumps({"kind": "vqvae", **self.to_dict()}, indent=2) + "\n"
 
     def save(self, path: str | os.PathLike) -> None:
-        from ..fileio import atomic_write_text
-
         atomic_write_text(path, self.to_json())
 
     @classmethod
@@ -158,3 +158,11 @@ def preset(name: str, **overrides) -> VQVAEConfig:
         raise ConfigError(f"unknown VQ-VAE preset '{name}'; choose one of {', '.join(PRESETS)}")
     cfg = PRESETS[name]
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
+
+
+def with_config_file(config: VQVAEConfig, source: ConfigSource | None) -> VQVAEConfig:
+    """`config` with the fields of a JSON/TOML file (or mapping) laid over it."""
+    fields, where = config_fields(source)
+    if not fields:
+        return config
+    return VQVAEConfig.from_dict(merge_config(config.to_dict(), fields, where))

@@ -19,7 +19,7 @@ def evaluation_window(model: VQVAE, seconds: float = 4.0) -> int:
 
 
 @torch.no_grad()
-def evaluate_vqvae(model: VQVAE, dataset: AudioFolder, max_windows_per_file: int = 8, batch_size: int = 8,
+def evaluate_vqvae(model: VQVAE, dataset: AudioFolder, windows_per_file: int = 8, batch_size: int = 8,
                    window: int | None = None) -> dict:
     """Per level: spectral convergence (dB), L2 (mean squared error), codebook usage (fraction of codes used
     anywhere in the set) and perplexity, on channel-averaged evenly spaced windows.
@@ -32,7 +32,7 @@ def evaluate_vqvae(model: VQVAE, dataset: AudioFolder, max_windows_per_file: int
     was_training = model.training
     model.eval()
     window = window or evaluation_window(model)
-    windows = dataset.windows(window, max_windows_per_file)
+    windows = dataset.windows(window, windows_per_file)
     levels = model.config.levels
     spectral_error = [0.0] * levels
     spectral_reference = [0.0] * levels

@@ -7,11 +7,9 @@ import os
 import torch
 
 from ..errors import CheckpointError
-from ..train.checkpoint import load_weights, read_meta, resolve_checkpoint
+from ..train.checkpoint import CONFIG_FILE, load_weights, read_meta, resolve_checkpoint
 from .config import VQVAEConfig
 from .model import VQVAE
-
-CONFIG_FILE = "config.json"
 
 
 def load_vqvae(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[VQVAE, int]:

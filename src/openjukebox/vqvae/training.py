@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
@@ -11,29 +12,35 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import distributed
 from ..data.dataset import AudioFolder, Batch
+from ..config_file import ConfigSource, differences
 from ..errors import ConfigError
 from ..fileio import atomic_write_text
-from ..train import distributed
+from ..train.checkpoint import CONFIG_FILE
 from ..train.loop import TrainSettings, train
-from .config import VQVAEConfig, preset
+from .config import VQVAEConfig, preset as vqvae_preset, with_config_file
 from .evaluation import evaluate_vqvae, flatten_metrics
-from .loading import CONFIG_FILE
 from .model import VQVAE
 
 RUN_FILE = "run.json"
 
 
-def _run_config(out: Path, preset_name: str, overrides: dict) -> VQVAEConfig:
-    """The run's config: the saved one when resuming (refusing a different preset), else the preset's."""
-    config = preset(preset_name, **overrides)
+def _run_config(out: Path, preset: str, source: ConfigSource | None, overrides: dict) -> VQVAEConfig:
+    """The run's config: the preset's with the config file and overrides laid over it; when resuming, the saved
+    one, refusing a different preset or a config file that asks for other values."""
     run_file = out / RUN_FILE
-    if run_file.is_file():
-        saved = json.loads(run_file.read_text())
-        if saved.get("preset") != preset_name:
-            raise ConfigError(f"{out}: holds a run of preset '{saved.get('preset')}', not '{preset_name}'; "
-                              f"use the same --preset to resume or another --out")
-        config = VQVAEConfig.load(out / CONFIG_FILE)
+    if not run_file.is_file():
+        return dataclasses.replace(with_config_file(vqvae_preset(preset), source), **overrides)
+    saved = json.loads(run_file.read_text())
+    if saved.get("preset") != preset:
+        raise ConfigError(f"{out}: holds a run of preset '{saved.get('preset')}', not '{preset}'; "
+                          f"use the same --preset to resume or another --out")
+    config = VQVAEConfig.load(out / CONFIG_FILE)
+    changed = differences(config.to_dict(), dataclasses.replace(with_config_file(config, source), **overrides).to_dict())
+    if changed:
+        raise ConfigError(f"{out}: the run was trained with other settings ({'; '.join(changed)}); "
+                          f"resume without them or use another --out")
     return config
 
 
@@ -55,18 +62,20 @@ def vqvae_loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, 
     return out.loss, metrics
 
 
-def train_vqvae(data: str | os.PathLike, out: str | os.PathLike, preset_name: str = "tiny", steps: int = 1000,
+def train_vqvae(data: str | os.PathLike, out: str | os.PathLike, preset: str = "tiny", steps: int = 1000,
                 batch_size: int = 8, lr: float | None = None, save_every: int = 1000, eval_every: int | None = None,
                 seed: int = 0, metadata: str | os.PathLike | None = None, eval_data: str | os.PathLike | None = None,
-                progress: bool = True, **config_overrides) -> int:
+                progress: bool = True, config: ConfigSource | None = None, **config_overrides) -> int:
     """Train (or resume training) a VQ-VAE in run directory `out` up to `steps`; returns the step reached.
 
+    `config` (a JSON or TOML file, or a mapping of VQVAEConfig fields) is laid over the preset, and
+    `config_overrides` over that: a new model size without code.
     Periodic evaluation uses `eval_data` when given, else fixed windows of the training data.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: --out must be a directory, and this is a file")
-    config = _run_config(out, preset_name, config_overrides)
+    config = _run_config(out, preset, config, config_overrides)
     settings = TrainSettings(steps=steps, batch_size=batch_size, learning_rate=config.learning_rate if lr is None else lr,
                              save_every=save_every, eval_every=eval_every, seed=seed, progress=progress)
     cache = out / "cache"
@@ -75,7 +84,7 @@ def train_vqvae(data: str | os.PathLike, out: str | os.PathLike, preset_name: st
     if distributed.is_main():
         out.mkdir(parents=True, exist_ok=True)
         config.save(out / CONFIG_FILE)
-        atomic_write_text(out / RUN_FILE, json.dumps({"preset": preset_name, "data": str(data)}, indent=2) + "\n")
+        atomic_write_text(out / RUN_FILE, json.dumps({"preset": preset, "data": str(data)}, indent=2) + "\n")
     if dataset.lengths.max() < config.sample_length:
         warnings.warn(f"{data}: every file is shorter than one training crop "
                       f"({config.sample_length / config.sample_rate:.2f}s); crops are padded with silence",
@@ -88,7 +97,7 @@ def train_vqvae(data: str | os.PathLike, out: str | os.PathLike, preset_name: st
         return dataset.sample_batch(batch_size, config.sample_length, generator, train=True)
 
     def evaluate(m: nn.Module) -> dict[str, float]:
-        return flatten_metrics(evaluate_vqvae(m, eval_set, max_windows_per_file=2))
+        return flatten_metrics(evaluate_vqvae(m, eval_set, windows_per_file=2))
 
     return train(out, model, settings, "vqvae", {CONFIG_FILE: config.to_json()}, next_batch, vqvae_loss, evaluate,
                  progress_keys=("loss", "sc_db", "usage"))

@@ -21,7 +21,7 @@ def encode_audio_files(model: VQVAE, paths: list[str | os.PathLike], out: str | 
     if not paths:
         raise ConfigError("no audio files given to encode")
     if offset < 0 or (duration is not None and duration <= 0):
-        raise ConfigError("--offset must be ≥ 0 and --duration > 0")
+        raise ConfigError("offset (--offset) must be ≥ 0 and duration (--duration) > 0")
     rate = model.config.sample_rate
     device = next(model.parameters()).device
     rows: list[list[np.ndarray]] = [[] for _ in range(model.config.levels)]
@@ -56,12 +56,12 @@ def decode_codes(model: VQVAE, codes_path: str | os.PathLike, level: int, out: s
     if out.suffix.lower() not in (".wav", ".flac"):
         raise ConfigError(f"{out}: output must be a .wav or .flac file")
     if not 0 <= level < model.config.levels:
-        raise ConfigError(f"--level must be one of {list(range(model.config.levels))}, got {level}")
+        raise ConfigError(f"level (--level) must be one of {list(range(model.config.levels))}, got {level}")
     codes = load_codes(codes_path)
     check_codes_match(codes, codes_path, model.fingerprint(), model.config.codebook_size)
     n = len(codes.clips)
     if clip is not None and not 0 <= clip < n:
-        raise CodesError(f"{codes_path}: has {n} clip(s); --clip {clip} does not exist")
+        raise CodesError(f"{codes_path}: has {n} clip(s); clip (--clip) {clip} does not exist")
     chosen = [clip] if clip is not None else list(range(n))
     device = next(model.parameters()).device
     decoded = []

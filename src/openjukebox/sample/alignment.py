@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from ..fileio import atomic_path, atomic_write_text
+from ..lyrics.text import lyrics_window
+from ..lyrics.timing import lrc_stamp
 from ..prior.conditioning import Labels
 from ..prior.model import Prior
-from ..sample.ancestral import window_starts
-from .text import lyrics_window
-from .timing import lrc_stamp
+from .ancestral import window_starts
 
 
 @dataclass

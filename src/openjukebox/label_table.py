@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..errors import ConfigError
-from ..fileio import read_utf8
+from .errors import ConfigError
+from .fileio import read_utf8
 
 Kind = Literal["artist", "genre"]
 VERSIONS = (2, 3)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from openjukebox.compat.label_ids import LabelTable, load_label_table
+from openjukebox.label_table import LabelTable, load_label_table
 from openjukebox.errors import ConfigError
 
 
