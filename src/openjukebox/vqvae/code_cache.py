@@ -45,8 +45,8 @@ def build_code_cache(vqvae: str | os.PathLike, data: str | os.PathLike, out: str
                      metadata: str | os.PathLike | None = None, device: str | torch.device = "auto") -> CodeCache:
     """Encode every audio file of the folder `data` (channels averaged) at all three levels by the VQ-VAE run or
     checkpoint `vqvae`, into the folder `out`. `device` "auto": the GPU when there is one."""
-    out = Path(out)
-    model, _ = load_vqvae(vqvae, resolve_device(device))
+    out, device = Path(out), resolve_device(device)
+    model, _ = load_vqvae(vqvae, device)
     folder = AudioFolder(data, model.config.sample_rate, out / "audio-cache", metadata)
     rows: list[list[np.ndarray]] = [[] for _ in range(model.config.levels)]
     clips = []
