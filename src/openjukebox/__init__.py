@@ -23,6 +23,7 @@ _EXPORTS = {
     "Prior": ".prior.model",
     "PriorConfig": ".prior.model",
     "Labels": ".prior.conditioning",
+    "LabelEncoder": ".labels",
     "train_prior": ".prior.training",
     "SampleRequest": ".sample.request",
     "sample": ".sample.pipeline",
