@@ -7,6 +7,7 @@ ignore Range (a plain 200), or answer 404; the released files are stood in for b
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import re
 import socket
@@ -240,3 +241,24 @@ def test_cli_offline_is_one_line(monkeypatch, tmp_path):
     line = assert_fails(run_cli("download", "5b"), mentions="could not fetch")
     assert str(tmp_path / "cache" / "5b" / "vqvae.pth.tar") in line
     assert_fails(run_cli("download", "1b-lyrics"), mentions="did you mean '1b_lyrics'")
+
+
+def test_the_storage_account_comes_first_and_the_retired_cdn_name_stays_as_a_fallback(monkeypatch):
+    monkeypatch.delenv(URL_ENV, raising=False)
+    assert download.base_urls() == ["https://openaipublic.blob.core.windows.net/jukebox/models/",
+                                    "https://openaipublic.azureedge.net/jukebox/models/"]
+
+
+def test_sources_are_tried_in_order_until_one_serves_the_file(bucket, monkeypatch, tmp_path):
+    served = os.environ[URL_ENV]
+    gone = served.replace("/models/", "/gone/")  # the same server answering 404 for every file there
+    dead = dead_url()
+    monkeypatch.setenv(URL_ENV, f"{dead} {gone} {served}")
+    path = download_file("upsampler_level_0")
+    assert path.read_bytes() == bucket.files["5b/prior_level_0.pth.tar"]
+    monkeypatch.setenv(URL_ENV, f"{dead} {gone}")
+    with pytest.raises(DownloadError) as error:
+        download_file("upsampler_level_1")
+    message = one_line(error)
+    assert f"{dead}5b/prior_level_1.pth.tar: " in message and f"{gone}5b/prior_level_1.pth.tar: HTTP 404" in message
+    assert str(tmp_path / "cache" / "5b" / "prior_level_1.pth.tar") in message

@@ -1,5 +1,9 @@
 """Fetching the released OpenAI Jukebox checkpoints into a local cache.
 
+Sources, tried in order: the storage account that holds them (`openaipublic.blob.core.windows.net`), then the CDN
+name the original code used (`openaipublic.azureedge.net`, retired by Azure in 2025; kept in case it answers
+again). `$OPENJUKEBOX_DOWNLOAD_URL` replaces both with mirrors of one's own (several separated by spaces).
+
 The priors are gigabytes each, so an interrupted download keeps its `.part` file and the next call continues
 it with an HTTP Range request; only a complete, checked file ever gets its final name. Standard library only,
 so downloading works before (and without) the heavy dependencies.
@@ -21,16 +25,19 @@ from .errors import ConfigError, DownloadError
 from .fileio import fsync_dir, fsync_file
 from .models import FILES, MODELS, ReleasedFile, cache_dir
 
-BASE_URL = "https://openaipublic.azureedge.net/jukebox/models/"
-URL_ENV = "OPENJUKEBOX_DOWNLOAD_URL"  # a mirror, or a local server in tests
+BASE_URLS = ("https://openaipublic.blob.core.windows.net/jukebox/models/",
+             "https://openaipublic.azureedge.net/jukebox/models/")
+URL_ENV = "OPENJUKEBOX_DOWNLOAD_URL"  # mirrors, or a local server in tests
 CHUNK = 1 << 20
 TIMEOUT = 60  # seconds without a byte before a connection counts as lost
 
 Progress = Callable[[str, int, int | None], None]  # (file name, bytes done, total bytes or None), after each chunk
 
 
-def base_url() -> str:
-    return os.environ.get(URL_ENV, BASE_URL).rstrip("/") + "/"
+def base_urls() -> list[str]:
+    """Where the files are looked for, in order."""
+    given = os.environ.get(URL_ENV, "").split()
+    return [url.rstrip("/") + "/" for url in (given or BASE_URLS)]
 
 
 def model_files(name: str) -> tuple[str, ...]:
@@ -64,14 +71,8 @@ def download_file(name: str, cache: str | os.PathLike | None = None, progress: P
                                 "delete it to download it again")
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    url = base_url() + entry.path
     part = dest.with_name(dest.name + ".part")
-    have = part.stat().st_size if part.is_file() else 0
-    response = _open(url, have, dest)
-    if response is None:  # the server cannot continue this .part (already whole, or the file changed)
-        part.unlink()
-        have = 0
-        response = _open(url, 0, dest)
+    url, response, have = _first_source(entry, part, dest)
     with response:
         start, total = _offered_range(response, url, have, part)
         if entry.size is not None and total is not None and total != entry.size:
@@ -85,13 +86,37 @@ def download_file(name: str, cache: str | os.PathLike | None = None, progress: P
     return dest
 
 
+def _first_source(entry: ReleasedFile, part: Path, dest: Path) -> tuple[str, http.client.HTTPResponse, int]:
+    """(url, response, bytes of `part` it continues) from the first source that answers; one error naming every
+    source tried and where to put the file by hand when none does."""
+    failures = []
+    for base in base_urls():
+        url = base + entry.path
+        have = part.stat().st_size if part.is_file() else 0
+        try:
+            response = _open(url, have)
+            if response is None:  # the server cannot continue this .part (already whole, or the file changed)
+                part.unlink()
+                have = 0
+                response = _open(url, 0)
+            return url, response, have
+        except _Unreachable as e:
+            failures.append(f"{url}: {e}")
+    raise DownloadError(f"could not fetch {entry.path} ({'; '.join(failures)}); offline or all sources gone: "
+                        f"download it elsewhere and save it as {dest}")
+
+
+class _Unreachable(Exception):
+    """A source that did not answer, or answered with an error."""
+
+
 def _unknown(kind: str, name: str, names: list[str]) -> ConfigError:
     close = difflib.get_close_matches(name, names, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     return ConfigError(f"unknown {kind} '{name}': choose one of {', '.join(names)}{hint}")
 
 
-def _open(url: str, start: int, dest: Path) -> http.client.HTTPResponse | None:
+def _open(url: str, start: int) -> http.client.HTTPResponse | None:
     """The server's response from byte `start` on; None when it refuses that range (HTTP 416)."""
     headers = {"Range": f"bytes={start}-"} if start else {}
     try:
@@ -100,17 +125,12 @@ def _open(url: str, start: int, dest: Path) -> http.client.HTTPResponse | None:
         e.close()
         if e.code == 416 and start:
             return None
-        raise _unreachable(url, f"HTTP {e.code} {e.reason}", dest) from None
+        raise _Unreachable(f"HTTP {e.code} {e.reason}") from None
     except urllib.error.URLError as e:
-        raise _unreachable(url, e.reason, dest) from None
+        reason = e.reason.strerror if isinstance(e.reason, OSError) and e.reason.strerror else e.reason
+        raise _Unreachable(reason) from None
     except OSError as e:  # a timeout or reset before the headers arrived
-        raise _unreachable(url, e, dest) from None
-
-
-def _unreachable(url: str, reason: object, dest: Path) -> DownloadError:
-    if isinstance(reason, OSError) and reason.strerror:
-        reason = reason.strerror
-    return DownloadError(f"could not fetch {url} ({reason}); to install it by hand, save it as {dest}")
+        raise _Unreachable(e.strerror or e) from None
 
 
 def _offered_range(response: http.client.HTTPResponse, url: str, have: int, part: Path) -> tuple[int, int | None]:
