@@ -49,7 +49,7 @@ openjukebox prior train --level 2 --codes "$R/cache" --preset small-lyrics --out
 for level in 1 0; do  # the upsamplers play no part in alignment; a bundle needs them
   openjukebox prior train --level $level --codes "$R/cache" --preset tiny --out "$R/up$level" --steps 2
 done
-[ -f "$R/bundle/manifest.json" ] || openjukebox bundle --vqvae "$V" --prior0 "$R/up0" --prior1 "$R/up1" --prior2 "$R/top" --out "$R/bundle"
+[ -f "$R/bundle/manifest.json" ] || openjukebox bundle make --vqvae "$V" --prior0 "$R/up0" --prior1 "$R/up1" --prior2 "$R/top" --out "$R/bundle"
 # Choose the head with the lowest mean error on validation songs; report that head's row on the held-out ones.
 for set in validation heldout validation-uneven heldout-uneven; do
   python scripts/measure_alignment.py --model "$R/bundle" --data "$D/$set" --out "$R/alignment-$set" --scan

@@ -55,14 +55,14 @@ def test_trained_runs_make_a_bundle_that_samples(tmp_path, cache, tiny_run):
         runs[level] = tmp_path / f"prior{level}"
         train_prior(cache, level, runs[level], "tiny", steps=2, batch_size=2, save_every=2, progress=False)
     bundle = tmp_path / "bundle"
-    result = cli("bundle", "--vqvae", tiny_run, "--prior0", runs[0], "--prior1", runs[1], "--prior2", runs[2],
+    result = cli("bundle", "make", "--vqvae", tiny_run, "--prior0", runs[0], "--prior1", runs[1], "--prior2", runs[2],
                  "--out", bundle)
     assert result.returncode == 0, result.stderr
     result = cli("sample", "--model", bundle, "--duration", 0.5, "--out", tmp_path / "song", "--artist", "artist1",
                  "--genre", "rock", "--genre", "jazz", "--device", "cpu")
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "song" / "sample-0-level0.wav").is_file()
-    wrong = cli("bundle", "--vqvae", tiny_run, "--prior0", runs[1], "--prior1", runs[1], "--prior2", runs[2],
+    wrong = cli("bundle", "make", "--vqvae", tiny_run, "--prior0", runs[1], "--prior1", runs[1], "--prior2", runs[2],
                 "--out", tmp_path / "bad")
     assert wrong.returncode == 1 and "not a level-0 prior" in wrong.stderr
 

@@ -1,4 +1,8 @@
-"""A model bundle on disk: manifest + VQ-VAE + three priors + label vocabularies, all a sampler needs."""
+"""A model bundle on disk: manifest + VQ-VAE + three priors + label vocabularies, all a sampler needs.
+
+A bundle may hold only some of them (the VQ-VAE alone serves encoding and decoding; a released model can be
+converted one file at a time): what a job needs and the bundle lacks is named, with the command that adds it.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +32,8 @@ FORMAT_VERSION = 1
 @dataclass
 class Bundle:
     path: Path
-    vqvae: VQVAE
-    priors: dict[int, Prior]
+    vqvae: VQVAE | None  # None: a bundle of priors only, so far
+    priors: dict[int, Prior]  # by level; any subset of 0, 1, 2
     label_encoder: LabelEncoder  # artist and genre names → ids, as the top prior was trained with
     device: torch.device = torch.device("cpu")
     # The song length (seconds) the timing conditioning assumes when a request does not say: a clip of a few
@@ -43,9 +47,19 @@ class Bundle:
         """The same as load_bundle."""
         return load_bundle(path, device, dtype)
 
+    def require(self, levels: list[int], vqvae: bool = True) -> None:
+        """Refuse, naming what is missing and how to add it, unless the bundle has these levels' priors (and the
+        VQ-VAE, when `vqvae`)."""
+        missing = {"VQ-VAE": "--vqvae FILE"} if self.vqvae is None and vqvae else {}
+        missing |= {f"level-{level} prior": f"--prior{level} FILE" for level in levels if level not in self.priors}
+        if missing:
+            raise CheckpointError(f"{self.path}: this bundle has no {' and no '.join(missing)}; add it with "
+                                  f"'openjukebox bundle add {self.path} {' '.join(missing.values())}'")
+
     def prior(self, level: int) -> Prior:
         """The level's prior on the bundle's device, the others moved to host memory: only the prior in use
         takes accelerator memory (a 5B top prior and two 1B upsamplers do not fit together on most GPUs)."""
+        self.require([level], vqvae=False)
         for other, prior in self.priors.items():
             if other != level and prior.pos_emb.device != torch.device("cpu"):
                 prior.to("cpu")
@@ -53,6 +67,7 @@ class Bundle:
 
     def labels(self, artist: str | None, genres: list[str] | None, total_length: int, batch: int) -> Labels:
         """The top prior's labels for `batch` songs of `total_length` samples, refusing names it does not know."""
+        self.require([2], vqvae=False)
         artist_id, genre_ids = self.label_encoder.ids(artist, genres, self.priors[2].config.max_genres)
         n_tokens = self.priors[2].config.n_tokens
         # No words (the original's encoding of empty lyrics); the sampler puts each window's lyrics here.
@@ -83,19 +98,23 @@ def init_bundle(preset: str, out: str | os.PathLike, seed: int = 0, artists: lis
     return write_bundle(out, vq_config, vqvae.state_dict(), priors, LabelEncoder(artists, genres), preset=preset)
 
 
-def write_bundle(out: Path, vqvae_config: VQVAEConfig, vqvae_weights: dict[str, torch.Tensor],
+def write_bundle(out: Path, vqvae_config: VQVAEConfig, vqvae_weights: dict[str, torch.Tensor] | None,
                  priors: dict[int, tuple[PriorConfig, dict[str, torch.Tensor]]], labels: LabelEncoder,
-                 preset: str | None = None, steps: dict[str, int] | None = None, dtype: torch.dtype | None = None
-                 ) -> Path:
-    """Each model as a self-describing directory, then the manifest last: a bundle without one is incomplete.
-    Weights are written one tensor at a time, cast to `dtype` if given."""
+                 preset: str | None = None, steps: dict[str, int] | None = None, dtype: torch.dtype | None = None,
+                 extra: dict | None = None) -> Path:
+    """Each model as a self-describing directory (the VQ-VAE's only when its weights are given, the priors that
+    are given), then the manifest last: a bundle without one is incomplete, and adding parts to a bundle rewrites
+    it after them. Weights are written one tensor at a time, cast to `dtype` if given. `extra`: more manifest
+    entries (such as `song_seconds`)."""
     steps = steps or {}
-    write_model_dir(out / "vqvae", vqvae_weights, "vqvae", steps.get("vqvae", 0), {CONFIG_FILE: vqvae_config.to_json()},
-                    cast=dtype)
+    if vqvae_weights is not None:
+        write_model_dir(out / "vqvae", vqvae_weights, "vqvae", steps.get("vqvae", 0),
+                        {CONFIG_FILE: vqvae_config.to_json()}, cast=dtype)
     for level, (config, weights) in priors.items():
         write_model_dir(out / f"prior_{level}", weights, "prior", steps.get(f"prior_{level}", 0),
                         {CONFIG_FILE: prior_config_to_json(config)}, cast=dtype)
-    manifest = {"format_version": FORMAT_VERSION, "kind": "bundle", "preset": preset, **labels.to_json()}
+    manifest = {**(extra or {}), "format_version": FORMAT_VERSION, "kind": "bundle", "preset": preset,
+                **labels.to_json()}
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return out
 
@@ -145,7 +164,10 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu", dty
         raise CheckpointError(f"{path}/{MANIFEST}: corrupt bundle manifest") from None
     if manifest.get("kind") != "bundle" or manifest.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: bundle format {manifest.get('format_version')!r} is not supported")
-    vqvae, _ = load_vqvae(path / "vqvae", device)
-    priors = {level: load_prior(path / f"prior_{level}", "cpu", dtype) for level in range(3)}
+    vqvae = load_vqvae(path / "vqvae", device)[0] if (path / "vqvae").is_dir() else None
+    priors = {level: load_prior(path / f"prior_{level}", "cpu", dtype) for level in range(3)
+              if (path / f"prior_{level}").is_dir()}
+    if vqvae is None and not priors:
+        raise CheckpointError(f"{path}: this bundle holds no model yet; add some with 'openjukebox bundle add'")
     labels = LabelEncoder.from_json(manifest, path / MANIFEST)
     return Bundle(path, vqvae, priors, labels, torch.device(device), manifest.get("song_seconds"), dtype)

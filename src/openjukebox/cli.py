@@ -207,13 +207,26 @@ def _run_bundle(args: argparse.Namespace, api: Callable | None) -> None:
     print(f"wrote bundle {args.out}")
 
 
+def _given_priors(args: argparse.Namespace) -> dict[int, str]:
+    return {level: getattr(args, f"prior{level}") for level in range(3) if getattr(args, f"prior{level}")}
+
+
 def _run_convert(args: argparse.Namespace, api: Callable | None) -> None:
     from .compat.convert import load_hparams_file
 
     hparams = load_hparams_file(args.hparams) if args.hparams else None
-    api(args.out, args.vqvae, {0: args.prior0, 1: args.prior1, 2: args.prior2}, args.preset, hparams,
-        args.artist_ids, args.genre_ids, _dtype(args.dtype))
-    print(f"wrote bundle {args.out}")
+    path = api(args.out, args.vqvae, _given_priors(args), args.preset, hparams, args.artist_ids, args.genre_ids,
+               _dtype(args.dtype))
+    print(f"wrote bundle {path}")
+
+
+def _run_bundle_add(args: argparse.Namespace, api: Callable | None) -> None:
+    from .compat.convert import load_hparams_file
+
+    hparams = load_hparams_file(args.hparams) if args.hparams else None
+    path = api(args.bundle, args.vqvae, _given_priors(args), args.preset, hparams, args.artist_ids, args.genre_ids,
+               _dtype(args.dtype))
+    print(f"added to bundle {path}")
 
 
 def _run_codes_build(args: argparse.Namespace, api: Callable | None) -> None:
@@ -298,6 +311,19 @@ def _dtype_option(help: str) -> Opt:
     return opt("--dtype", choices=DTYPES, default="float32", help=help)
 
 
+def _original_files() -> list[Opt]:
+    """The options of the commands that read original checkpoint files."""
+    return [opt("--vqvae", help="vqvae.pth.tar"),
+            *(opt(f"--prior{level}", help=f"prior_level_{level}.pth.tar") for level in range(3)),
+            opt("--preset", choices=_released_presets, help="the released model (default: the hyperparameters "
+                "saved in the files, or --hparams)"),
+            opt("--hparams", help="JSON of original hyperparameter dicts: {vqvae, prior0, ...}"),
+            opt("--artist-ids", help="the original artist id table (name;id per line; default: the released "
+                "tables, looked for beside --prior2, in the download cache and in jukebox-infer)"),
+            opt("--genre-ids", help="the original genre id table (name;id per line)"),
+            _dtype_option("store the weights in this type (bfloat16 halves the size)")]
+
+
 def _sampling_options() -> list[Opt]:
     return [opt("--model", help="bundle directory, or the name of one from 'openjukebox models' "
                 "(default: the embedded model)"),
@@ -355,17 +381,13 @@ COMMANDS = [
             ".download:download_model", [
                 opt("model", help="5b, 5b_lyrics or 1b_lyrics, or one file such as vqvae or upsampler_level_0"),
                 opt("--cache", metavar="DIR", help="where to keep them (" + _CACHE_HELP + ")")], _run_download),
-    Command("convert-openai", "a bundle from original Jukebox checkpoint files (.pth.tar)",
-            ".compat.convert:convert_openai", [
-                opt("--vqvae", required=True, help="vqvae.pth.tar"),
-                *(opt(f"--prior{level}", required=True, help=f"prior_level_{level}.pth.tar") for level in range(3)),
-                opt("--preset", choices=_released_presets, help="the released model (default: the hyperparameters "
-                    "saved in the files, or --hparams)"),
-                opt("--hparams", help="JSON of original hyperparameter dicts: {vqvae, prior0, ...}"),
-                opt("--artist-ids", help="the original artist id table (name;id per line)"),
-                opt("--genre-ids", help="the original genre id table (name;id per line)"),
-                _dtype_option("store the weights in this type (bfloat16 halves the size)"),
-                opt("--out", required=True, help="the new bundle's folder")], _run_convert),
+    Command("convert-openai", "a bundle from original Jukebox checkpoint files (.pth.tar): all, or any of them",
+            ".compat.convert:convert_openai", [*_original_files(), opt("--out", required=True,
+                                                                        help="the new bundle's folder")],
+            _run_convert),
+    Command("bundle add", "add parts a bundle lacks, from original checkpoint files (.pth.tar)",
+            ".compat.convert:add_to_bundle", [opt("bundle", help="the bundle's folder"), *_original_files()],
+            _run_bundle_add),
     Command("init", "write a model bundle with random weights (tests, benchmarks)", ".bundle:init_bundle", [
         opt("--preset", default="tiny", choices=_prior_presets, help="the priors' preset (with its VQ-VAE)"),
         opt("--out", required=True, help="the new bundle's folder"),
@@ -373,7 +395,8 @@ COMMANDS = [
         opt("--artists", nargs="+", help="artist vocabulary (default: 'unknown')"),
         opt("--genres", nargs="+", help="genre vocabulary (default: 'unknown')"),
     ], _report("wrote a '{preset}' bundle with random weights to {out}")),
-    Command("bundle", "assemble a model bundle from a trained VQ-VAE and three priors", ".bundle:assemble_bundle", [
+    Command("bundle make", "assemble a model bundle from a trained VQ-VAE and three priors",
+            ".bundle:assemble_bundle", [
         *(opt(f"--{name}", required=True, help="run or checkpoint directory")
           for name in ("vqvae", "prior0", "prior1", "prior2")),
         _dtype_option("store the weights in this type (float16 halves the size)"),
@@ -466,7 +489,8 @@ COMMANDS = [
             ], _report("wrote {files} synthetic songs to {out}")),
 ]
 
-GROUPS = {"vqvae": "train and use the three-level VQ-VAE", "codes": "code caches",
+GROUPS = {"bundle": "make and complete model bundles", "vqvae": "train and use the three-level VQ-VAE",
+          "codes": "code caches",
           "prior": "train and measure priors", "data": "datasets"}
 
 

@@ -68,6 +68,7 @@ class Jukebox:
     def encode(self, audio_path: str | os.PathLike) -> list[np.ndarray]:
         """The codes of an audio file at each level, [(1, n/8), (1, n/32), (1, n/128)] int64 for the released hop
         lengths, by the bundle's VQ-VAE (the file is resampled to its rate and made mono)."""
+        self.bundle.require([])
         vq = self.bundle.vqvae
         audio = load_audio(audio_path, sample_rate=vq.config.sample_rate, mono=True)
         with torch.no_grad():
@@ -76,6 +77,7 @@ class Jukebox:
 
     def decode(self, codes: np.ndarray | torch.Tensor, level: int) -> np.ndarray:
         """Audio (batch, samples) float32 at the bundle's sample rate from one level's codes (batch, tokens)."""
+        self.bundle.require([])
         vq = self.bundle.vqvae
         codes = torch.as_tensor(codes, dtype=torch.long, device=next(vq.parameters()).device)
         return vq.decode(codes, level, dtype=self.bundle.dtype)[:, 0].cpu().numpy()

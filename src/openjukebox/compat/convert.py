@@ -11,6 +11,7 @@ device: no memory), so a wrong file or wrong preset is refused by name.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pickle
@@ -21,11 +22,15 @@ from typing import Any
 import torch
 
 from ..bundle import write_bundle
+from ..models import MANIFEST, cache_dir
+from ..prior.config import prior_config_from_dict
+from ..train.checkpoint import CONFIG_FILE
+from ..vqvae.config import VQVAEConfig
 from ..errors import CheckpointError, ConfigError
 from ..fileio import new_output_dir
 from ..label_table import LabelTable, load_label_table
 from ..labels import LabelEncoder
-from ..prior.model import Prior
+from ..prior.model import Prior, PriorConfig
 from ..vqvae.model import VQVAE
 from .openai import convert_prior_state_dict, convert_vqvae_state_dict
 from .released import RELEASED, TOP_PRIORS, prior_config, vqvae_config
@@ -92,22 +97,76 @@ def load_hparams_file(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     return data
 
 
-def convert_openai(out: str | os.PathLike, vqvae: str | os.PathLike, priors: dict[int, str | os.PathLike],
-                   preset: str | None = None, hparams: dict[str, dict] | None = None,
-                   artist_ids: str | os.PathLike | None = None, genre_ids: str | os.PathLike | None = None,
-                   dtype: torch.dtype | None = None) -> Path:
-    """Write a bundle from original checkpoint files: the VQ-VAE and priors for levels 0, 1 and 2.
+def convert_openai(out: str | os.PathLike, vqvae: str | os.PathLike | None = None,
+                   priors: dict[int, str | os.PathLike] | None = None, preset: str | None = None,
+                   hparams: dict[str, dict] | None = None, artist_ids: str | os.PathLike | None = None,
+                   genre_ids: str | os.PathLike | None = None, dtype: torch.dtype | None = None) -> Path:
+    """Write a bundle from original checkpoint files: any of the VQ-VAE and the priors of levels 0, 1 and 2 (the
+    rest can be added later with `add_to_bundle`; the VQ-VAE alone serves encoding and decoding).
 
     `preset` names the released model ('5b', '5b_lyrics', '1b_lyrics'); `hparams` gives original hyperparameter
     dicts instead. `artist_ids`/`genre_ids` are the original id tables (name;id per line) for artist and genre
-    names at sampling time. `dtype` stores the weights in that floating-point type (e.g. torch.bfloat16).
+    names at sampling time; without them the released tables are looked for (`find_label_tables`). `dtype` stores
+    the weights in that floating-point type (e.g. torch.bfloat16).
     """
+    priors = dict(priors or {})
+    _check_request(vqvae, priors, preset)
+    out = new_output_dir(out)
+    vq_config, vq_weights = _vqvae_part(vqvae, preset, hparams or {})
+    sources, top_hps = _prior_parts(priors, vq_config, preset, hparams or {})
+    labels = LabelEncoder([], [], _label_table(artist_ids, genre_ids, top_hps, priors.get(2)))
+    return write_bundle(out, vq_config, vq_weights, sources, labels, preset=preset, dtype=dtype)
+
+
+def add_to_bundle(bundle: str | os.PathLike, vqvae: str | os.PathLike | None = None,
+                  priors: dict[int, str | os.PathLike] | None = None, preset: str | None = None,
+                  hparams: dict[str, dict] | None = None, artist_ids: str | os.PathLike | None = None,
+                  genre_ids: str | os.PathLike | None = None, dtype: torch.dtype | None = None) -> Path:
+    """Complete a bundle with parts it lacks, from original checkpoint files (as `convert_openai`). A part it has
+    is refused (make a new bundle to replace one), and so is a part that does not fit the others (another
+    codebook size or hop length). Each part is written whole before the manifest names it."""
+    path = Path(bundle)
+    priors = dict(priors or {})
+    _check_request(vqvae, priors, preset)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        raise CheckpointError(f"{path}: not a model bundle (no readable {MANIFEST})") from None
+    have = [name for name in ("vqvae", *(f"prior_{level}" for level in priors)) if (path / name).is_dir()
+            and (name != "vqvae" or vqvae is not None)]
+    if have:
+        raise ConfigError(f"{path}: already has {', '.join(have)}; convert into a new bundle to replace it")
+    if (path / "vqvae").is_dir():
+        vq_config, vq_weights = VQVAEConfig.load(path / "vqvae" / CONFIG_FILE), None
+    else:
+        vq_config, vq_weights = _vqvae_part(vqvae, preset or manifest.get("preset"), hparams or {})
+    for level in range(3):  # the parts already there must fit the VQ-VAE given now
+        if (path / f"prior_{level}").is_dir():
+            _check_level(path / f"prior_{level}", level, _saved_prior_config(path / f"prior_{level}"), vq_config)
+    sources, top_hps = _prior_parts(priors, vq_config, preset or manifest.get("preset"), hparams or {})
+    labels = LabelEncoder.from_json(manifest, path / MANIFEST)
+    if 2 in priors:
+        labels = LabelEncoder([], [], _label_table(artist_ids, genre_ids, top_hps, priors[2]))
+    kept = {k: v for k, v in manifest.items() if k not in ("artists", "genres", "label_table")}
+    return write_bundle(path, vq_config, vq_weights, sources, labels, preset=manifest.get("preset") or preset,
+                        dtype=dtype, extra=kept)
+
+
+def _check_request(vqvae: str | os.PathLike | None, priors: dict[int, str | os.PathLike], preset: str | None) -> None:
     if preset is not None and preset not in TOP_PRIORS:
         raise ConfigError(f"unknown preset '{preset}'; choose one of {', '.join(TOP_PRIORS)}")
-    if set(priors) != {0, 1, 2}:
-        raise ConfigError("give the priors of all three levels (--prior0, --prior1, --prior2)")
-    hparams = hparams or {}
-    out = new_output_dir(out)
+    if not set(priors) <= {0, 1, 2}:
+        raise ConfigError(f"prior levels are 0, 1 and 2, not {sorted(set(priors) - {0, 1, 2})}")
+    if vqvae is None and not priors:
+        raise ConfigError("give at least one checkpoint file: --vqvae, --prior0, --prior1 or --prior2")
+
+
+def _vqvae_part(vqvae: str | os.PathLike | None, preset: str | None, hparams: dict[str, dict]
+                ) -> tuple[VQVAEConfig, dict[str, torch.Tensor] | None]:
+    """The VQ-VAE's config and converted weights; without a file, the config alone (the one every released model
+    shares, or --hparams'), which the priors' shapes are checked against."""
+    if vqvae is None:
+        return vqvae_config(hparams.get("vqvae") or RELEASED["vqvae"]), None
     vq_path = Path(vqvae)
     vq_state, vq_saved = read_original_checkpoint(vq_path)
     vq_config = vqvae_config(_hparams("vqvae", vq_path, vq_saved, preset, hparams.get("vqvae")))
@@ -115,15 +174,20 @@ def convert_openai(out: str | os.PathLike, vqvae: str | os.PathLike, priors: dic
         vq_expected = VQVAE(vq_config).state_dict()
     vq_converted = _convert(vq_path, "VQ-VAE", lambda: convert_vqvae_state_dict(vq_state))
     _check_fits(vq_path, "VQ-VAE", vq_converted, vq_expected)
+    return vq_config, vq_converted
+
+
+def _prior_parts(priors: dict[int, str | os.PathLike], vq_config: VQVAEConfig, preset: str | None,
+                 hparams: dict[str, dict]) -> tuple[dict, dict[str, Any]]:
+    """({level: (config, converted weights)}, the top prior's original hyperparameters or {})."""
     sources, top_hps = {}, {}
-    for level in (2, 1, 0):
+    for level in sorted(priors, reverse=True):
         path = Path(priors[level])
         state, saved = read_original_checkpoint(path)
         name = TOP_PRIORS[preset] if preset is not None and level == 2 else PRIOR_PRESETS.get(level, "")
         hps = _hparams(name, path, saved, preset, hparams.get(f"prior{level}"))
         config = prior_config(hps, vq_config)
-        if config.level != level:
-            raise CheckpointError(f"{path}: is a level-{config.level} prior, given as --prior{level}")
+        _check_level(path, level, config, vq_config)
         with torch.device("meta"):
             expected = Prior(config).saved_state()
         what = f"level-{level} prior"
@@ -131,8 +195,20 @@ def convert_openai(out: str | os.PathLike, vqvae: str | os.PathLike, priors: dic
         _check_fits(path, what, converted, expected)
         sources[level] = (config, converted)
         top_hps = hps if level == 2 else top_hps
-    table = _label_table(artist_ids, genre_ids, bool(top_hps.get("labels_v3", False)))
-    return write_bundle(out, vq_config, vq_converted, sources, LabelEncoder([], [], table), preset=preset, dtype=dtype)
+    return sources, top_hps
+
+
+def _check_level(path: Path, level: int, config: PriorConfig, vq_config: VQVAEConfig) -> None:
+    if config.level != level:
+        raise CheckpointError(f"{path}: is a level-{config.level} prior, given as --prior{level}")
+    if config.bins != vq_config.codebook_size or config.hop_length != vq_config.hop_lengths[level]:
+        raise CheckpointError(f"{path}: models {config.bins} codes at hop {config.hop_length}; the VQ-VAE's "
+                              f"level {level} has {vq_config.codebook_size} codes at hop "
+                              f"{vq_config.hop_lengths[level]}")
+
+
+def _saved_prior_config(path: Path) -> PriorConfig:
+    return prior_config_from_dict(json.loads((path / CONFIG_FILE).read_text()), str(path / CONFIG_FILE))
 
 
 def _convert(path: Path, what: str, convert) -> dict[str, torch.Tensor]:
@@ -142,9 +218,32 @@ def _convert(path: Path, what: str, convert) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: is not a {what} checkpoint ({e})") from None
 
 
-def _label_table(artist_ids, genre_ids, v3: bool) -> LabelTable | None:
+def _label_table(artist_ids: str | os.PathLike | None, genre_ids: str | os.PathLike | None,
+                 top_hps: dict[str, Any], top_path: str | os.PathLike | None) -> LabelTable | None:
+    """The top prior's id tables: the files given, else the released ones found beside the checkpoint, in the
+    download cache or in an installed jukebox-infer; None for a bundle without a top prior or labels."""
     if (artist_ids is None) != (genre_ids is None):
         raise ConfigError("give both artist_ids and genre_ids (--artist-ids, --genre-ids), or neither")
-    if artist_ids is None:
+    if top_path is None or not top_hps.get("labels", True) or not top_hps.get("y_bins"):
         return None
-    return load_label_table(artist_ids, genre_ids, 3 if v3 else 2)
+    version = 3 if top_hps.get("labels_v3") else 2
+    if artist_ids is None:
+        found = find_label_tables(version, [Path(top_path).parent])
+        if found is None:
+            return None
+        artist_ids, genre_ids = found
+    return load_label_table(artist_ids, genre_ids, version)
+
+
+def find_label_tables(version: int, folders: list[Path]) -> tuple[Path, Path] | None:
+    """(artist ids, genre ids) files `v{version}_artist_ids.txt` and `v{version}_genre_ids.txt`, looked for in
+    `folders`, the download cache and the id tables an installed jukebox-infer ships."""
+    places = [*folders, cache_dir(), cache_dir() / "ids"]
+    infer = importlib.util.find_spec("jukebox_infer")
+    if infer is not None and infer.origin is not None:
+        places.append(Path(infer.origin).parent / "data" / "ids")
+    for folder in places:
+        artist, genre = folder / f"v{version}_artist_ids.txt", folder / f"v{version}_genre_ids.txt"
+        if artist.is_file() and genre.is_file():
+            return artist, genre
+    return None

@@ -85,6 +85,7 @@ def align_audio(bundle: Bundle, audio_path: str | os.PathLike, lyrics: str, out_
     Writes lyrics.lrc, lyrics.json and lyrics.png into out_dir. `layer`/`head` choose another attention head
     than the model's own (the paper chose its heads by looking at them); `lyrics_timing`, a rough timing (such as
     line-level LRC), places the windows of lyrics the model reads, as when sampling."""
+    bundle.require([2])
     prior = bundle.prior(2)
     if not prior.config.n_tokens:
         raise ConfigError("this model does not sing: it has no lyrics conditioning to align with")
@@ -144,6 +145,7 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     decode.compile_pays). Under torchrun the request's samples are split across the processes, each drawing its
     own; the first process writes every file, the same files as one process would write."""
     request.check()
+    bundle.require(request.levels)
     share = distributed.my_share(request.n)
     if request.n < distributed.world_size():
         raise ConfigError(f"n (--n) {request.n} is fewer samples than the {distributed.world_size()} processes "

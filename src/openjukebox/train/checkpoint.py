@@ -110,8 +110,11 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
         raise CheckpointError(f"{path}: expected a run or checkpoint directory, got a file")
     if (path / META).is_file():
         return path
-    if (path / "manifest.json").is_file() and (path / "vqvae" / META).is_file():
-        return path / "vqvae"  # a model bundle: its VQ-VAE
+    if (path / "manifest.json").is_file():  # a model bundle: its VQ-VAE
+        if not (path / "vqvae" / META).is_file():
+            raise CheckpointError(f"{path}: this bundle has no VQ-VAE; add it with "
+                                  f"'openjukebox bundle add {path} --vqvae FILE'")
+        return path / "vqvae"
     latest = latest_checkpoint(path)
     if latest is None:
         raise CheckpointError(f"{path}: holds no checkpoint (train a model into it first)")
