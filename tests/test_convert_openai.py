@@ -14,6 +14,7 @@ import torch
 
 from openjukebox.bundle import load_bundle
 from test_cli_bad_inputs import assert_fails, assert_succeeds, run_cli
+from test_download import bucket  # noqa: F401 (a fixture)
 from test_released_prior_parity import MODELS, VQVAE_HPS, cpu_reference, inputs, reference_logits  # noqa: F401
 
 hparams = pytest.importorskip("jukebox_infer.hparams")
@@ -247,3 +248,32 @@ def test_the_released_id_tables_are_found_without_copying_files(original_files, 
     table = load_bundle(out).label_encoder.table
     ids = dict(line.rsplit(";", 1) for line in found[0].read_text().splitlines() if ";" in line)
     assert table is not None and table.version == 2 and table.artist_id("The Beatles") == int(ids["the_beatles"])
+
+
+def test_a_released_model_by_name_is_downloaded_with_consent_converted_once_and_sampled(
+        original_files, bucket, monkeypatch, tmp_path):
+    """`sample --model 5b_lyrics --download` from an empty cache: the files come from the (local stand-in of the)
+    release bucket, are converted into CACHE/converted/5b_lyrics, and later runs need no network. The stand-in
+    files are small models of the released structures, so the released hyperparameters are swapped for theirs."""
+    from openjukebox.compat import released
+
+    folder, _ = original_files
+    served = {"5b/vqvae.pth.tar": "vqvae", "5b/prior_level_0.pth.tar": "prior_level_0",
+              "5b/prior_level_1.pth.tar": "prior_level_1", "5b_lyrics/prior_level_2.pth.tar": "prior_level_2"}
+    bucket.files = {path: (folder / f"{name}.pth.tar").read_bytes() for path, name in served.items()}
+    for key, name in (("vqvae", "vqvae"), ("upsampler_level_0", "prior_level_0"),
+                      ("upsampler_level_1", "prior_level_1"), ("prior_5b_lyrics", "prior_level_2")):
+        monkeypatch.setitem(released.RELEASED, key, torch.load(folder / f"{name}.pth.tar", weights_only=True)["hps"])
+    args = ("sample", "--model", "5b_lyrics", "--duration", "0.5", "--levels", "2", "--device", "cpu")
+    error = assert_fails(run_cli(*args, "--out", tmp_path / "asked"))
+    assert "5b_lyrics: a released model not downloaded here yet; add --download to fetch it (about 18 GB)" in error
+    assert bucket.requests == [] and not (tmp_path / "asked").exists()
+    assert_succeeds(run_cli(*args, "--download", "--out", tmp_path / "first"))
+    cache = tmp_path / "cache"
+    assert (cache / "converted" / "5b_lyrics" / "manifest.json").is_file()
+    assert sorted(p.name for p in (cache / "converted").iterdir()) == ["5b_lyrics"]  # no temporary left
+    assert {path for path, _ in bucket.requests} == set(served)
+    monkeypatch.setenv("OPENJUKEBOX_DOWNLOAD_URL", "http://127.0.0.1:9/none/")  # offline from now on
+    assert_succeeds(run_cli(*args, "--out", tmp_path / "second"))
+    first, second = (np.load(tmp_path / run / "level2.npz")["codes"] for run in ("first", "second"))
+    assert np.array_equal(first, second)

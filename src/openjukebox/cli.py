@@ -131,11 +131,40 @@ def _train(args: argparse.Namespace, api: Callable | None) -> None:
         print(f"trained to step {step}: {args.out}")
 
 
+def _download_progress() -> Callable[[str, int, int | None], None]:
+    """Prints each file's progress to stderr, at most every 2 s (and when it completes)."""
+    import time
+
+    shown: dict[str, float] = {}  # file name -> when its progress was last printed
+
+    def progress(name: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if done != total and name in shown and now - shown[name] < 2:
+            return
+        shown[name] = now
+        of = f" of {total / 1e6:,.1f}" if total else ""
+        print(f"{name}: {done / 1e6:,.1f}{of} MB", file=sys.stderr)
+    return progress
+
+
+def _load_jukebox(args: argparse.Namespace, device):
+    """The model of --model; a released one not downloaded yet is fetched with --download, or when the user says
+    yes on a terminal."""
+    from .compat.fetch import NotDownloaded
+    from .jukebox import Jukebox
+
+    dtype = _dtype(args.dtype) if hasattr(args, "dtype") else None
+    try:
+        return Jukebox.load(args.model, device, dtype, args.download, _download_progress())
+    except NotDownloaded as e:
+        if not sys.stdin.isatty() or input(f"{e}. Download now? [y/N] ").strip().lower() not in ("y", "yes"):
+            raise
+        return Jukebox.load(args.model, device, dtype, True, _download_progress())
+
+
 def _run_sample(args: argparse.Namespace, api: Callable | None) -> None:
     from . import distributed
-    from .bundle import load_bundle
     from .lyrics.timing import TimedLyrics, read_timed_lyrics
-    from .models import resolve_model
     from .sample.request import SampleRequest
 
     lyrics = read_timed_lyrics(args.lyrics_file) if args.lyrics_file else TimedLyrics("")
@@ -143,7 +172,7 @@ def _run_sample(args: argparse.Namespace, api: Callable | None) -> None:
     request = SampleRequest(**options, lyrics=lyrics.text, lyrics_timing=lyrics.anchors)
     request.check()
     try:
-        bundle = load_bundle(resolve_model(args.model), _sampling_device(args.device), _dtype(args.dtype))
+        bundle = _load_jukebox(args, _sampling_device(args.device)).bundle
         for path in api(bundle, args.out, request, compile=args.compile):
             print(f"wrote {path}")
     finally:
@@ -152,13 +181,12 @@ def _run_sample(args: argparse.Namespace, api: Callable | None) -> None:
 
 def _run_upsample(args: argparse.Namespace, api: Callable | None) -> None:
     from . import distributed
-    from .jukebox import Jukebox
     from .sample.pipeline import REQUEST
 
     if not (Path(args.out_dir) / REQUEST).is_file():
         raise OpenJukeboxError(f"{args.out_dir}: no sampling run here (no {REQUEST})")
     try:
-        jukebox = Jukebox.load(args.model, _sampling_device(args.device), _dtype(args.dtype))
+        jukebox = _load_jukebox(args, _sampling_device(args.device))
         for path in jukebox.upsample(args.out_dir, compile=args.compile):
             print(f"wrote {path}")
     finally:
@@ -166,11 +194,10 @@ def _run_upsample(args: argparse.Namespace, api: Callable | None) -> None:
 
 
 def _run_align(args: argparse.Namespace, api: Callable | None) -> None:
-    from .jukebox import Jukebox
     from .lyrics.timing import read_timed_lyrics
 
     lyrics = read_timed_lyrics(args.lyrics_file)
-    jukebox = Jukebox.load(args.model, args.device)
+    jukebox = _load_jukebox(args, args.device)
     for path in jukebox.align(args.audio_path, lyrics.text, args.out, args.artist, args.genres, layer=args.layer,
                               head=args.head, lyrics_timing=lyrics.anchors):
         print(f"wrote {path}")
@@ -186,19 +213,7 @@ def _run_models(args: argparse.Namespace, api: Callable | None) -> None:
 
 
 def _run_download(args: argparse.Namespace, api: Callable | None) -> None:
-    import time
-
-    shown: dict[str, float] = {}  # file name -> when its progress was last printed
-
-    def progress(name: str, done: int, total: int | None) -> None:
-        now = time.monotonic()
-        if done != total and name in shown and now - shown[name] < 2:
-            return
-        shown[name] = now
-        of = f" of {total / 1e6:,.1f}" if total else ""
-        print(f"{name}: {done / 1e6:,.1f}{of} MB", file=sys.stderr)
-
-    for path in api(args.model, args.cache, progress).values():
+    for path in api(args.model, args.cache, _download_progress()).values():
         print(path)
 
 
@@ -324,9 +339,14 @@ def _original_files() -> list[Opt]:
             _dtype_option("store the weights in this type (bfloat16 halves the size)")]
 
 
+_DOWNLOAD = opt("--download", action="store_true", help="a released model (--model 5b, 5b_lyrics or 1b_lyrics) "
+              "not here yet: download it (gigabytes) and convert it, once (without: asked on a terminal)")
+
+
 def _sampling_options() -> list[Opt]:
-    return [opt("--model", help="bundle directory, or the name of one from 'openjukebox models' "
-                "(default: the embedded model)"),
+    return [opt("--model", help="bundle directory, the name of one from 'openjukebox models', or a released model: "
+                "5b, 5b_lyrics, 1b_lyrics (default: the embedded model)"),
+            _DOWNLOAD,
             _DEVICE,
             _dtype_option("the priors' weights and compute type, and the VQ-VAE decoder's compute type (bfloat16 "
                           "halves the priors' memory and decodes about 3x faster on CPU)"),
@@ -365,7 +385,8 @@ COMMANDS = [
     Command("align", "which words of the lyrics are sung when, in an existing song", ".sample.pipeline:align_audio", [
         opt("audio_path", help="the song"),
         opt("--model", required=True, help="bundle with a lyrics prior (a directory or a name from 'openjukebox "
-            "models')"),
+            "models', or 5b_lyrics, 1b_lyrics)"),
+        _DOWNLOAD,
         opt("--lyrics-file", required=True, help="UTF-8 text of the lyrics; an .lrc file's line or word times place "
             "the model's windows of lyrics"),
         opt("--out", required=True, help="folder for lyrics.lrc, lyrics.json, lyrics.png"),

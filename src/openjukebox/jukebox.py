@@ -12,7 +12,9 @@ import torch
 
 from .audio import load_audio
 from .bundle import Bundle, load_bundle
+from .compat.fetch import is_released_name, released_bundle
 from .devices import resolve_device
+from .download import Progress
 from .errors import ConfigError
 from .models import resolve_model
 from .sample.pipeline import align_audio, sample
@@ -27,11 +29,13 @@ class Jukebox:
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str | torch.device = "auto",
-             dtype: torch.dtype | None = None) -> Jukebox:
-        """A bundle folder, a bundle's name in the cache, or (None) the embedded model, on `device` ("auto": the GPU
-        when there is one, as the CLI's --device). `dtype=torch.bfloat16` holds the priors in half the memory (the
-        released 5B prior needs it on 24 GB GPUs)."""
-        return cls(load_bundle(resolve_model(path), resolve_device(device), dtype))
+             dtype: torch.dtype | None = None, download: bool = False, progress: Progress | None = None) -> Jukebox:
+        """A bundle folder, a bundle's name in the cache, a released model's name ('5b', '5b_lyrics',
+        '1b_lyrics'), or (None) the embedded model, on `device` ("auto": the GPU when there is one, as the CLI's
+        --device). A released model not here yet is downloaded and converted only with `download=True` (gigabytes;
+        `progress(file, bytes done, total)` hears of it). `dtype=torch.bfloat16` holds the priors in half the
+        memory (the released 5B prior needs it on 24 GB GPUs)."""
+        return cls(load_bundle(find_model(path, download, progress), resolve_device(device), dtype))
 
     def sample(self, out: str | os.PathLike, duration: float, progress: bool = True, compile: bool | str = "auto",
                **options) -> list[Path]:
@@ -86,6 +90,14 @@ class Jukebox:
         """The (n, tokens) codes of one level of a run."""
         with np.load(Path(out) / f"level{level}.npz", allow_pickle=False) as data:
             return data["codes"]
+
+
+def find_model(model: str | os.PathLike | None, download: bool = False, progress: Progress | None = None) -> Path:
+    """The bundle folder a user means: a released model by name (converted once into the cache), else as
+    `models.resolve_model` (a folder, a bundle in the cache, or the embedded model)."""
+    if is_released_name(model):
+        return released_bundle(str(model), download=download, progress=progress)
+    return resolve_model(model)
 
 
 def _request(**options) -> SampleRequest:

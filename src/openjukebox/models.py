@@ -112,4 +112,5 @@ def resolve_model(model: str | os.PathLike | None, cache: str | os.PathLike | No
     cache = Path(cache).expanduser().absolute() if cache is not None else cache_dir()
     if (cache / model / MANIFEST).is_file():
         return cache / model
-    raise CheckpointError(f"no model '{model}': not a folder, nor a bundle in {cache} (see 'openjukebox models')")
+    raise CheckpointError(f"no model '{model}': not a folder, nor a bundle in {cache} (see 'openjukebox models'), "
+                          f"nor a released model ({', '.join(MODELS)})")
