@@ -7,6 +7,7 @@ ignore Range (a plain 200), or answer 404; the released files are stood in for b
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import re
@@ -262,3 +263,22 @@ def test_sources_are_tried_in_order_until_one_serves_the_file(bucket, monkeypatc
     message = one_line(error)
     assert f"{dead}5b/prior_level_1.pth.tar: " in message and f"{gone}5b/prior_level_1.pth.tar: HTTP 404" in message
     assert str(tmp_path / "cache" / "5b" / "prior_level_1.pth.tar") in message
+
+
+def test_the_hugging_face_copy_is_fetched_with_every_shard_its_index_names(bucket, monkeypatch, tmp_path):
+    monkeypatch.setenv(download.HF_URL_ENV, os.environ[URL_ENV])
+    repo = "openai/jukebox-1b-lyrics/resolve/main/"
+    one, two = "pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"
+    index = {"weight_map": {"vqvae.a": one, "priors.0.b": two, "priors.1.c": two}}
+    bucket.files = {repo + "config.json": b"{}", repo + "vocab.json": b'{"artist": {}}',
+                    repo + "pytorch_model.bin.index.json": json.dumps(index).encode(),
+                    repo + one: b"one" * 1000, repo + two: b"two" * 1000}
+    folder = download.download_hf("1b_lyrics")
+    assert folder == tmp_path / "cache" / "hf" / "1b_lyrics"
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == \
+        {k.removeprefix(repo): v for k, v in bucket.files.items()}
+    requested = [path.removeprefix(repo) for path, _ in bucket.requests]
+    assert requested[:4] == ["config.json", "vocab.json", "model.safetensors.index.json",
+                             "pytorch_model.bin.index.json"]
+    with pytest.raises(ConfigError, match="unknown model on the Hugging Face Hub '5b'"):
+        download.download_hf("5b")

@@ -2,7 +2,10 @@
 
 Sources, tried in order: the storage account that holds them (`openaipublic.blob.core.windows.net`), then the CDN
 name the original code used (`openaipublic.azureedge.net`, retired by Azure in 2025; kept in case it answers
-again). `$OPENJUKEBOX_DOWNLOAD_URL` replaces both with mirrors of one's own (several separated by spaces).
+again). `$OPENJUKEBOX_DOWNLOAD_URL` replaces both with mirrors of one's own (several separated by spaces). Where
+none answers, the Hugging Face Hub's copies in transformers' format (`openai/jukebox-1b-lyrics`,
+`openai/jukebox-5b-lyrics`, with the artist, genre and lyrics vocabularies) are the last source
+(`$OPENJUKEBOX_HF_URL` replaces the Hub's address).
 
 The priors are gigabytes each, so an interrupted download keeps its `.part` file and the next call continues
 it with an HTTP Range request; only a complete, checked file ever gets its final name. Standard library only,
@@ -14,6 +17,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import http.client
+import json
 import os
 import re
 import urllib.error
@@ -23,11 +27,16 @@ from pathlib import Path
 
 from .errors import ConfigError, DownloadError
 from .fileio import fsync_dir, fsync_file
-from .models import FILES, MODELS, ReleasedFile, cache_dir
+from .models import FILES, MODELS, cache_dir
 
 BASE_URLS = ("https://openaipublic.blob.core.windows.net/jukebox/models/",
              "https://openaipublic.azureedge.net/jukebox/models/")
 URL_ENV = "OPENJUKEBOX_DOWNLOAD_URL"  # mirrors, or a local server in tests
+HF_URL = "https://huggingface.co/"
+HF_URL_ENV = "OPENJUKEBOX_HF_URL"
+HF_REPOS = {"1b_lyrics": "openai/jukebox-1b-lyrics", "5b_lyrics": "openai/jukebox-5b-lyrics"}
+HF_FILES = ("config.json", "vocab.json")  # beside the weights, whose file names the weights index gives
+HF_WEIGHTS = ("model.safetensors.index.json", "pytorch_model.bin.index.json", "model.safetensors", "pytorch_model.bin")
 CHUNK = 1 << 20
 TIMEOUT = 60  # seconds without a byte before a connection counts as lost
 
@@ -58,40 +67,73 @@ def download_model(name: str, cache: str | os.PathLike | None = None,
 def download_file(name: str, cache: str | os.PathLike | None = None, progress: Progress | None = None) -> Path:
     """Fetch one released file unless it is already cached, resuming a `.part` left by an earlier attempt.
 
-    Raises DownloadError when the server cannot be reached (the `.part` is kept for the next attempt) or when
+    Raises SourcesUnreachable when no source answers (the `.part` is kept for the next attempt), DownloadError when
     the file arrives with the wrong size or digest (the `.part` is deleted).
     """
     if name not in FILES:
         raise _unknown("file", name, list(FILES))
     entry = FILES[name]
     dest = (Path(cache).expanduser().absolute() if cache is not None else cache_dir()) / entry.path
+    return fetch([base + entry.path for base in base_urls()], dest, name, progress, entry.size, entry.sha256)
+
+
+def download_hf(name: str, cache: str | os.PathLike | None = None, progress: Progress | None = None) -> Path:
+    """Fetch the Hugging Face Hub copy of released model `name` (transformers' format: config.json, the tokenizer's
+    vocab.json, the weights, sharded or not) into CACHE/hf/NAME; returns that folder."""
+    if name not in HF_REPOS:
+        raise _unknown("model on the Hugging Face Hub", name, list(HF_REPOS))
+    folder = (Path(cache).expanduser().absolute() if cache is not None else cache_dir()) / "hf" / name
+    base = os.environ.get(HF_URL_ENV, HF_URL).rstrip("/") + f"/{HF_REPOS[name]}/resolve/main/"
+    for file in HF_FILES:
+        fetch([base + file], folder / file, file, progress)
+    failures = []
+    for file in HF_WEIGHTS:  # the first layout the repository has
+        try:
+            path = fetch([base + file], folder / file, file, progress)
+        except SourcesUnreachable as e:
+            failures.append(str(e))
+            continue
+        if file.endswith(".index.json"):
+            try:
+                shards = sorted(set(json.loads(path.read_text())["weight_map"].values()))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                path.unlink()
+                raise DownloadError(f"{base + file}: not a weights index (no weight_map); discarded it") from None
+            for shard in shards:
+                fetch([base + shard], folder / shard, shard, progress)
+        return folder
+    raise SourcesUnreachable(f"no weights found for {HF_REPOS[name]} ({'; '.join(failures)})")
+
+
+def fetch(urls: list[str], dest: Path, name: str, progress: Progress | None = None, size: int | None = None,
+          sha256: str | None = None) -> Path:
+    """`dest`, downloaded from the first of `urls` that answers unless it is already there (checked against
+    `size` when known); resumes a `.part` left by an earlier attempt and renames it only when whole."""
     if dest.is_file():
-        if entry.size is not None and dest.stat().st_size != entry.size:
-            raise DownloadError(f"{dest}: {dest.stat().st_size} bytes, expected {entry.size}; "
-                                "delete it to download it again")
+        if size is not None and dest.stat().st_size != size:
+            raise DownloadError(f"{dest}: {dest.stat().st_size} bytes, expected {size}; delete it to download it again")
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    url, response, have = _first_source(entry, part, dest)
+    url, response, have = _first_source(urls, part, dest)
     with response:
         start, total = _offered_range(response, url, have, part)
-        if entry.size is not None and total is not None and total != entry.size:
+        if size is not None and total is not None and total != size:
             part.unlink(missing_ok=True)
-            raise DownloadError(f"{url}: the server offers {total} bytes, expected {entry.size}; not downloaded")
+            raise DownloadError(f"{url}: the server offers {total} bytes, expected {size}; not downloaded")
         done, digest = _receive(response, part, start, total, name, url, progress)
-    _check(part, done, total, digest, entry, url)
+    _check(part, done, total, digest, size, sha256, url)
     fsync_file(part)
     os.replace(part, dest)
     fsync_dir(dest.parent)
     return dest
 
 
-def _first_source(entry: ReleasedFile, part: Path, dest: Path) -> tuple[str, http.client.HTTPResponse, int]:
+def _first_source(urls: list[str], part: Path, dest: Path) -> tuple[str, http.client.HTTPResponse, int]:
     """(url, response, bytes of `part` it continues) from the first source that answers; one error naming every
     source tried and where to put the file by hand when none does."""
     failures = []
-    for base in base_urls():
-        url = base + entry.path
+    for url in urls:
         have = part.stat().st_size if part.is_file() else 0
         try:
             response = _open(url, have)
@@ -102,8 +144,12 @@ def _first_source(entry: ReleasedFile, part: Path, dest: Path) -> tuple[str, htt
             return url, response, have
         except _Unreachable as e:
             failures.append(f"{url}: {e}")
-    raise DownloadError(f"could not fetch {entry.path} ({'; '.join(failures)}); offline or all sources gone: "
-                        f"download it elsewhere and save it as {dest}")
+    raise SourcesUnreachable(f"could not fetch {dest.name} ({'; '.join(failures)}); offline or all sources gone: "
+                             f"download it elsewhere and save it as {dest}")
+
+
+class SourcesUnreachable(DownloadError):
+    """No source of a file answered (or each answered with an error); a `.part` is kept for the next attempt."""
 
 
 class _Unreachable(Exception):
@@ -173,15 +219,16 @@ def _receive(response: http.client.HTTPResponse, part: Path, start: int, total: 
     return done, digest.hexdigest()
 
 
-def _check(part: Path, size: int, total: int | None, digest: str, entry: ReleasedFile, url: str) -> None:
+def _check(part: Path, done: int, total: int | None, digest: str, size: int | None, sha256: str | None,
+           url: str) -> None:
     """Delete `part` and refuse it unless its size and digest are the expected ones."""
     problem = None
-    if total is not None and size != total:
-        problem = f"{size} bytes arrived, the server announced {total}"
-    elif entry.size is not None and size != entry.size:
-        problem = f"{size} bytes arrived, expected {entry.size}"
-    elif entry.sha256 is not None and digest != entry.sha256.lower():
-        problem = f"sha256 {digest}, expected {entry.sha256}"
+    if total is not None and done != total:
+        problem = f"{done} bytes arrived, the server announced {total}"
+    elif size is not None and done != size:
+        problem = f"{done} bytes arrived, expected {size}"
+    elif sha256 is not None and digest != sha256.lower():
+        problem = f"sha256 {digest}, expected {sha256}"
     if problem is not None:
         part.unlink()
         raise DownloadError(f"{url}: {problem}; discarded the download")
