@@ -213,7 +213,7 @@ def _run_models(args: argparse.Namespace, api: Callable | None) -> None:
 
 
 def _run_download(args: argparse.Namespace, api: Callable | None) -> None:
-    for path in api(args.model, args.cache, _download_progress()).values():
+    for path in api(args.model, args.cache, _download_progress(), args.source).values():
         print(path)
 
 
@@ -401,7 +401,10 @@ COMMANDS = [
     Command("download", "fetch the released OpenAI Jukebox checkpoints (running again resumes)",
             ".download:download_model", [
                 opt("model", help="5b, 5b_lyrics or 1b_lyrics, or one file such as vqvae or upsampler_level_0"),
-                opt("--cache", metavar="DIR", help="where to keep them (" + _CACHE_HELP + ")")], _run_download),
+                opt("--cache", metavar="DIR", help="where to keep them (" + _CACHE_HELP + ")"),
+                opt("--source", choices=["auto", "original", "hf"], help="original: the released .pth.tar files; hf: "
+                    "the Hugging Face Hub copy (1b_lyrics, 5b_lyrics); auto: the original files, else the Hub copy")],
+            _run_download),
     Command("convert-openai", "a bundle from original Jukebox checkpoint files (.pth.tar): all, or any of them",
             ".compat.convert:convert_openai", [*_original_files(), opt("--out", required=True,
                                                                         help="the new bundle's folder")],

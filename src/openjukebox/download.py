@@ -58,10 +58,28 @@ def model_files(name: str) -> tuple[str, ...]:
     raise _unknown("model", name, [*MODELS, *FILES])
 
 
-def download_model(name: str, cache: str | os.PathLike | None = None,
-                   progress: Progress | None = None) -> dict[str, Path]:
-    """Fetch every file of `name` (see `model_files`); returns file name -> local path."""
-    return {file: download_file(file, cache, progress) for file in model_files(name)}
+SOURCES = ("auto", "original", "hf")
+
+
+def download_model(name: str, cache: str | os.PathLike | None = None, progress: Progress | None = None,
+                   source: str = "auto") -> dict[str, Path]:
+    """Fetch every file of `name` (see `model_files`); returns file name -> local path. `source`: "original" (the
+    released .pth.tar files), "hf" (the Hugging Face Hub copy, transformers' format: 1b_lyrics and 5b_lyrics), or
+    "auto": the original files, and the Hub copy where no source of theirs answers."""
+    if source not in SOURCES:
+        raise ConfigError(f"source (--source) must be one of {', '.join(SOURCES)}, not '{source}'")
+    if source == "hf":
+        folder = download_hf(name, cache, progress)
+        return {path.name: path for path in sorted(folder.iterdir()) if not path.name.endswith(".part")}
+    try:
+        return {file: download_file(file, cache, progress) for file in model_files(name)}
+    except SourcesUnreachable as original:
+        if source == "original" or name not in HF_REPOS:
+            raise
+        try:
+            return download_model(name, cache, progress, "hf")
+        except SourcesUnreachable as hub:
+            raise SourcesUnreachable(f"{original}; and the Hugging Face copy: {hub}") from None
 
 
 def download_file(name: str, cache: str | os.PathLike | None = None, progress: Progress | None = None) -> Path:

@@ -1,8 +1,9 @@
 """The released models by name (`5b`, `5b_lyrics`, `1b_lyrics`): downloaded, converted and cached once, so that
 `openjukebox sample --model 1b_lyrics --download` goes from nothing to a song.
 
-The converted bundle lives in CACHE/converted/NAME beside the downloaded originals (CACHE/5b/..., kept: they are
-the source of truth, and a newer openjukebox may convert them again). Weights stay float32, as released: the
+The converted bundle lives in CACHE/converted/NAME beside the downloaded files (CACHE/5b/..., or CACHE/hf/NAME for
+the Hugging Face copy where the original files cannot be reached; kept: they are the source of truth, and a newer
+openjukebox may convert them again). Weights stay float32, as released: the
 sampling `dtype` casts them when loading. Downloading is never implicit: it is gigabytes, so the caller must ask
 (`download=True`; the CLI's `--download`, or its question on a terminal).
 """
@@ -41,8 +42,13 @@ def released_bundle(name: str, cache: str | os.PathLike | None = None, download:
     files = download_model(name, cache, progress)
     tmp = cache / "converted" / f".tmp-{name}-{os.getpid()}"  # converted whole, then renamed: never half a bundle
     shutil.rmtree(tmp, ignore_errors=True)
-    convert_openai(tmp, files["vqvae"], {0: files["upsampler_level_0"], 1: files["upsampler_level_1"],
-                                         2: files[f"prior_{name}"]}, preset=name)
+    if "config.json" in files:  # the Hugging Face copy: no source of the original files answered
+        from .hf import convert_hf
+
+        convert_hf(files["config.json"].parent, tmp)
+    else:
+        convert_openai(tmp, files["vqvae"], {0: files["upsampler_level_0"], 1: files["upsampler_level_1"],
+                                             2: files[f"prior_{name}"]}, preset=name)
     os.replace(tmp, bundle)
     return bundle
 
