@@ -72,8 +72,11 @@ def jukebox(name: str) -> JukeboxModel:
     with torch.no_grad():
         for name_, p in model.priors.named_parameters():
             p.normal_(mean=1.0 if "layer_norm" in name_ and name_.endswith("weight") else 0.0, std=0.1)
-        for block in model.vqvae.bottleneck.level_blocks:
-            block.codebook.normal_(std=0.2)  # the scale of the encoders' outputs, so that codes vary
+        # codebooks drawn from the encoders' outputs (as training starts them), so that the codes vary
+        audio = torch.randn(1, 1, 8192) * 0.1
+        for level, block in enumerate(model.vqvae.bottleneck.level_blocks):
+            latents = model.vqvae.encoders[level](audio)[-1][0].t()
+            block.codebook.copy_(latents[torch.randperm(len(latents))[: len(block.codebook)]])
     return model
 
 
@@ -95,7 +98,7 @@ def saved(tmp_path_factory):
     model.save_pretrained(folder, safe_serialization=False, max_shard_size="200KB")
     tok = tokenizer(root / "tok-1b", "1b_lyrics")
     tok.save_pretrained(folder)
-    assert len(json.loads((folder / "pytorch_model.bin.index.json").read_text())["weight_map"]) > 0
+    assert len(set(json.loads((folder / "pytorch_model.bin.index.json").read_text())["weight_map"].values())) > 1
     models["1b_lyrics"] = (folder, model, tok)
     # 5b_lyrics as one safetensors file (a tied tensor is stored once: the first upsampler keeps the embedding's
     # name, the other the output layer's) with the three vocabularies in one vocab.json.
@@ -196,10 +199,14 @@ def test_label_ids_are_the_tokenizers(name, saved, bundles):
         assert encoder.artist_id(artist) == ids[3] != 0 or artist == "unknown"
         assert encoder.genre_ids([genre]) == [i for i in ids[4:4 + n_genres] if i >= 0]
         assert vocabulary_of_size(bundles[name].priors[2].config.n_vocab).encode(lyrics) == ids[4 + n_genres:]
+    # Where transformers' tokenizer departs from the original, we follow the original. '+' is a v2 character and
+    # not a v3 one: transformers drops it from v2 lyrics and gives v3 lyrics a padding token (0) for it.
+    plus = tok("Alan Jackson", "unknown", "a+b")["input_ids"][0][0].tolist()[4 + n_genres:]
+    ours = vocabulary_of_size(bundles[name].priors[2].config.n_vocab).encode("a+b")
+    assert (plus, ours) == (([27, 0, 28], [27, 28]) if name == "1b_lyrics" else ([27, 28], [27, 70, 28]))
     if name == "5b_lyrics":
-        # Where transformers' tokenizer departs from the original's v2 keying we follow the original: it keeps '.'
-        # in names ('r.e.m..v2', not the original's 'r_e_m') and splits genres on '_' before normalising, so
-        # 'Pop Rock' is one unknown word to it, the words 'pop' and 'rock' to the original.
+        # v2 names: it keeps '.' ('r.e.m..v2', not the original's 'r_e_m') and splits genres on '_' before
+        # normalising, so 'Pop Rock' is one unknown word to it, the words 'pop' and 'rock' to the original.
         ids = tok("R.E.M.", "Pop Rock", "")["input_ids"][0][0].tolist()
         assert ids[3:5] == [0, 0] and encoder.artist_id("R.E.M.") == 6 and encoder.genre_ids(["Pop Rock"]) == [1, 5]
 
@@ -238,9 +245,11 @@ def hub_config(name: str) -> dict:
     if name == "1b_lyrics":
         prior.update(attention_pattern="enc_dec_with_lyrics", is_encoder_decoder=True)
     else:
-        prior.update(attention_pattern="large_separated_enc_dec_w_lyrics", is_encoder_decoder=False, encoder_config=dict(
-            mask=True, hidden_size=top["prime_width"], num_layers=top["prime_depth"], n_heads=top["prime_heads"],
-            attention_pattern="raw_column_previous_row_attention", blocks=top["prime_blocks"]))
+        encoder = dict(mask=True, hidden_size=top["prime_width"], num_layers=top["prime_depth"],
+                       n_heads=top["prime_heads"], attention_pattern="raw_column_previous_row_attention",
+                       blocks=top["prime_blocks"])
+        prior.update(attention_pattern="large_separated_enc_dec_w_lyrics", is_encoder_decoder=False,
+                     encoder_config=encoder)
     config = JukeboxConfig(vqvae_config={}, prior_config_list=[prior, *upsamplers], timing_dims=top["t_bins"],
                            min_duration=top["min_duration"], max_duration=top["max_duration"],
                            max_nb_genres=top["max_bow_genre_size"])
@@ -289,6 +298,10 @@ def _unmasked(folder, saved):
     break_config(folder, lambda c: c["prior_config_list"][1].update(mask=False))
 
 
+def _another_vocabulary(folder, saved):
+    (folder / "vocab.json").write_text(json.dumps({"artist": {**ARTISTS, "someone.v2": 50}, "genres": GENRES}))
+
+
 def _unknown_pattern(folder, saved):
     break_config(folder, lambda c: c["prior_config_list"][0].update(attention_pattern="summary_attention"))
 
@@ -300,8 +313,9 @@ def _unknown_pattern(folder, saved):
     (_truncated_weights, CheckpointError, "model.safetensors: truncated or corrupt weights"),
     (_unmasked, ConfigError, "prior 1 (level 1): mask=False is not supported"),
     (_unknown_pattern, ConfigError, "attention_pattern 'summary_attention' is not supported"),
+    (_another_vocabulary, ConfigError, "run from 0 to 50, but the top prior has 9 artist embeddings"),
 ], ids=["no config", "another model's config", "a tensor of another shape", "truncated", "unmasked",
-        "unknown attention"])
+        "unknown attention", "another vocabulary"])
 def test_bad_folders_are_refused_in_one_line(damage, error, mentions, saved, tmp_path):
     folder = tmp_path / "model"
     shutil.copytree(saved["5b_lyrics"][0], folder)

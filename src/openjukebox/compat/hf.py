@@ -55,7 +55,7 @@ from .released import RELEASED, TOP_PRIORS, prior_config, vqvae_config
 
 CONFIG = "config.json"
 # Weight files in the order transformers' from_pretrained prefers them.
-WEIGHTS = ("model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json", "pytorch_model.bin")
+WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 TOKENIZER_CONFIG = "tokenizer_config.json"
 VOCAB = "vocab.json"  # the three vocabularies in one file: {"artist": ..., "genres": ..., "lyrics": ...}
 VOCAB_FILES = ("artists.json", "genres.json", "lyrics.json")  # what transformers' JukeboxTokenizer saves
@@ -414,7 +414,8 @@ def read_hf_vocab(folder: str | os.PathLike) -> tuple[dict[str, dict[str, int]],
             raise ConfigError(f"{where}: the '{key}' vocabulary is not an object of names to integer ids")
     version = None
     if (folder / TOKENIZER_CONFIG).is_file():
-        version = _read_json(folder / TOKENIZER_CONFIG, "tokenizer config").get("version")
+        tokenizer_config = _read_json(folder / TOKENIZER_CONFIG, "tokenizer config")
+        version = tokenizer_config.get("version") if isinstance(tokenizer_config, dict) else None
         if version is not None and (not isinstance(version, list) or not version
                                     or any(v not in ("v2", "v3") for v in version)):
             raise ConfigError(f"{folder / TOKENIZER_CONFIG}: version {version!r} is not a list of 'v2'/'v3'")
@@ -443,8 +444,9 @@ def _top_label_table(folder: Path, top: PriorConfig) -> LabelTable | None:
             raise ConfigError(f"{folder}: the tokenizer vocabulary holds no v{version} {kind} names "
                               f"({'keys ending in .v2' if version == 2 else 'keys without .v2'})")
         if max(ids.values()) >= size or min(ids.values()) < 0:
-            raise ConfigError(f"{folder}: v{version} {kind} ids of the tokenizer vocabulary reach "
-                              f"{max(ids.values())}, but the top prior has {size} {kind} embeddings")
+            raise ConfigError(f"{folder}: v{version} {kind} ids of the tokenizer vocabulary run from "
+                              f"{min(ids.values())} to {max(ids.values())}, but the top prior has {size} {kind} "
+                              f"embeddings (the vocabulary of another model?)")
     return table
 
 
