@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from safetensors.torch import save_file
 from transformers import JukeboxConfig, JukeboxModel, JukeboxTokenizer
 
 from openjukebox.bundle import load_bundle
+from test_cli_bad_inputs import assert_succeeds, run_cli
+from test_download import bucket  # noqa: F401 (a fixture)
 from openjukebox.compat.hf import convert_hf, hf_config_to_original, read_hf_folder, released_preset
 from openjukebox.compat.released import RELEASED, prior_config, vqvae_config
 from openjukebox.errors import CheckpointError, ConfigError
@@ -327,3 +330,24 @@ def test_bad_folders_are_refused_in_one_line(damage, error, mentions, saved, tmp
     assert "\n" not in message and mentions in message, message
     assert str(folder) in message
     assert not out.exists()
+
+
+def test_the_cli_converts_a_folder_and_a_released_name_falls_back_to_the_hub_copy(saved, bundles, bucket,
+                                                                                 monkeypatch, tmp_path):
+    """`convert-hf` writes what the API writes; `sample --model 1b_lyrics --download` with no original source
+    answering fetches the Hub copy (here a local stand-in serving the small 1b_lyrics-like folder), converts it
+    once and samples."""
+    folder = saved["1b_lyrics"][0]
+    assert_succeeds(run_cli("convert-hf", folder, "--out", tmp_path / "cli"))
+    ours, api = load_bundle(tmp_path / "cli"), bundles["1b_lyrics"]
+    for level in range(3):
+        pairs = zip(ours.priors[level].state_dict().items(), api.priors[level].state_dict().items())
+        assert all(torch.equal(a, b) for (_, a), (_, b) in pairs)
+    monkeypatch.setenv("OPENJUKEBOX_HF_URL", os.environ["OPENJUKEBOX_DOWNLOAD_URL"])
+    bucket.files = {f"openai/jukebox-1b-lyrics/resolve/main/{p.name}": p.read_bytes() for p in folder.iterdir()}
+    monkeypatch.setenv("OPENJUKEBOX_DOWNLOAD_URL", os.environ["OPENJUKEBOX_DOWNLOAD_URL"].replace("/models/", "/x/"))
+    assert_succeeds(run_cli("sample", "--model", "1b_lyrics", "--download", "--duration", "0.3", "--levels", "2",
+                            "--device", "cpu", "--out", tmp_path / "song"))
+    converted = load_bundle(tmp_path / "cache" / "converted" / "1b_lyrics")
+    assert converted.priors[2].config == api.priors[2].config
+    assert (tmp_path / "song" / "sample-0-level2.wav").is_file()

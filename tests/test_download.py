@@ -278,7 +278,7 @@ def test_the_hugging_face_copy_is_fetched_with_every_shard_its_index_names(bucke
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == \
         {k.removeprefix(repo): v for k, v in bucket.files.items()}
     requested = [path.removeprefix(repo) for path, _ in bucket.requests]
-    assert requested[:4] == ["config.json", "vocab.json", "model.safetensors.index.json",
-                             "pytorch_model.bin.index.json"]
+    assert requested[:8] == ["config.json", "tokenizer_config.json", "artists.json", "genres.json", "lyrics.json",
+                             "vocab.json", "model.safetensors.index.json", "pytorch_model.bin.index.json"]
     with pytest.raises(ConfigError, match="unknown model on the Hugging Face Hub '5b'"):
         download.download_hf("5b")

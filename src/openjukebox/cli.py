@@ -235,6 +235,10 @@ def _run_convert(args: argparse.Namespace, api: Callable | None) -> None:
     print(f"wrote bundle {path}")
 
 
+def _run_convert_hf(args: argparse.Namespace, api: Callable | None) -> None:
+    print(f"wrote bundle {api(args.folder, args.out, _dtype(args.dtype))}")
+
+
 def _run_bundle_add(args: argparse.Namespace, api: Callable | None) -> None:
     from .compat.convert import load_hparams_file
 
@@ -409,6 +413,11 @@ COMMANDS = [
             ".compat.convert:convert_openai", [*_original_files(), opt("--out", required=True,
                                                                         help="the new bundle's folder")],
             _run_convert),
+    Command("convert-hf", "a bundle from the Hugging Face copy of a released model (transformers' Jukebox format: "
+            "config.json, weights, vocab.json), without transformers", ".compat.hf:convert_hf", [
+                opt("folder", help="the downloaded model folder ('openjukebox download 1b_lyrics --source hf')"),
+                _dtype_option("store the weights in this type (bfloat16 halves the size)"),
+                opt("--out", required=True, help="the new bundle's folder")], _run_convert_hf),
     Command("bundle add", "add parts a bundle lacks, from original checkpoint files (.pth.tar)",
             ".compat.convert:add_to_bundle", [opt("bundle", help="the bundle's folder"), *_original_files()],
             _run_bundle_add),

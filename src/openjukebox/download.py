@@ -35,7 +35,9 @@ URL_ENV = "OPENJUKEBOX_DOWNLOAD_URL"  # mirrors, or a local server in tests
 HF_URL = "https://huggingface.co/"
 HF_URL_ENV = "OPENJUKEBOX_HF_URL"
 HF_REPOS = {"1b_lyrics": "openai/jukebox-1b-lyrics", "5b_lyrics": "openai/jukebox-5b-lyrics"}
-HF_FILES = ("config.json", "vocab.json")  # beside the weights, whose file names the weights index gives
+# The tokenizer's vocabularies (artist and genre ids, lyric characters): transformers saves them as three files,
+# older copies as one vocab.json; whichever the repository has.
+HF_VOCABULARIES = ("tokenizer_config.json", "artists.json", "genres.json", "lyrics.json", "vocab.json")
 HF_WEIGHTS = ("model.safetensors.index.json", "pytorch_model.bin.index.json", "model.safetensors", "pytorch_model.bin")
 CHUNK = 1 << 20
 TIMEOUT = 60  # seconds without a byte before a connection counts as lost
@@ -97,13 +99,17 @@ def download_file(name: str, cache: str | os.PathLike | None = None, progress: P
 
 def download_hf(name: str, cache: str | os.PathLike | None = None, progress: Progress | None = None) -> Path:
     """Fetch the Hugging Face Hub copy of released model `name` (transformers' format: config.json, the tokenizer's
-    vocab.json, the weights, sharded or not) into CACHE/hf/NAME; returns that folder."""
+    vocabularies, the weights, sharded or not) into CACHE/hf/NAME; returns that folder."""
     if name not in HF_REPOS:
         raise _unknown("model on the Hugging Face Hub", name, list(HF_REPOS))
     folder = (Path(cache).expanduser().absolute() if cache is not None else cache_dir()) / "hf" / name
     base = os.environ.get(HF_URL_ENV, HF_URL).rstrip("/") + f"/{HF_REPOS[name]}/resolve/main/"
-    for file in HF_FILES:
-        fetch([base + file], folder / file, file, progress)
+    fetch([base + "config.json"], folder / "config.json", "config.json", progress)
+    for file in HF_VOCABULARIES:
+        try:
+            fetch([base + file], folder / file, file, progress)
+        except SourcesUnreachable:
+            continue  # not in this repository: another of the vocabulary files is
     failures = []
     for file in HF_WEIGHTS:  # the first layout the repository has
         try:

@@ -38,24 +38,30 @@ from .released import RELEASED, TOP_PRIORS, prior_config, vqvae_config
 PRIOR_PRESETS = {0: "upsampler_level_0", 1: "upsampler_level_1"}
 
 
-def read_original_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
-    """(state dict, the original hyperparameters if saved) of an original checkpoint file, loading no code."""
-    path = Path(path)
+def load_pickled(path: Path, what: str) -> Any:
+    """A torch pickle holding tensors and plain data only (anything else is refused, so no code from it can run),
+    memory-mapped when it is a zip file; one-line errors naming `what` it should be."""
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        raise CheckpointError(f"{path}: no such {what} file")
     try:
         try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except RuntimeError as e:
             if "mmap" not in str(e):
                 raise
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # legacy (pre-zip) format
+            return torch.load(path, map_location="cpu", weights_only=True)  # legacy (pre-zip) format
     except pickle.UnpicklingError as e:
         reason = str(e).split("\n")[0].removeprefix("Weights only load failed. ")
         raise CheckpointError(f"{path}: holds objects other than weights, refused so that no code from it can run "
                               f"({reason[:200]})") from None
     except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({str(e).splitlines()[0][:200]})") from None
+        raise CheckpointError(f"{path}: truncated or corrupt {what} ({str(e).splitlines()[0][:200]})") from None
+
+
+def read_original_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """(state dict, the original hyperparameters if saved) of an original checkpoint file, loading no code."""
+    path = Path(path)
+    checkpoint = load_pickled(path, "checkpoint")
     state = checkpoint.get("model") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: not an original Jukebox checkpoint (no 'model' state dict)")

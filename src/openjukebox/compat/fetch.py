@@ -18,6 +18,7 @@ from ..download import Progress, download_model
 from ..errors import CheckpointError
 from ..models import MANIFEST, cache_dir
 from .convert import convert_openai
+from .hf import convert_hf
 from .released import TOP_PRIORS
 
 # Bytes to download for each, measured on files of the released sizes in the original format
@@ -43,8 +44,6 @@ def released_bundle(name: str, cache: str | os.PathLike | None = None, download:
     tmp = cache / "converted" / f".tmp-{name}-{os.getpid()}"  # converted whole, then renamed: never half a bundle
     shutil.rmtree(tmp, ignore_errors=True)
     if "config.json" in files:  # the Hugging Face copy: no source of the original files answered
-        from .hf import convert_hf
-
         convert_hf(files["config.json"].parent, tmp)
     else:
         convert_openai(tmp, files["vqvae"], {0: files["upsampler_level_0"], 1: files["upsampler_level_1"],

@@ -31,9 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import pickle
 import re
-import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +48,7 @@ from ..labels import LabelEncoder
 from ..prior.model import Prior, PriorConfig
 from ..vqvae.config import VQVAEConfig
 from ..vqvae.model import VQVAE
+from .convert import load_pickled
 from .openai import convert_prior_state_dict, convert_vqvae_state_dict
 from .released import RELEASED, TOP_PRIORS, prior_config, vqvae_config
 
@@ -317,21 +316,7 @@ def _read_json(path: Path, what: str) -> Any:
 
 def _load_bin(path: Path) -> dict[str, torch.Tensor]:
     """A `pytorch_model.bin` (shard), loading tensors and plain data only, memory-mapped when it is a zip file."""
-    try:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as e:
-            if "mmap" not in str(e):
-                raise
-            state = torch.load(path, map_location="cpu", weights_only=True)  # legacy (pre-zip) format
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such weights file") from None
-    except pickle.UnpicklingError as e:
-        reason = str(e).split("\n")[0].removeprefix("Weights only load failed. ")
-        raise CheckpointError(f"{path}: holds objects other than weights, refused so that no code from it can run "
-                              f"({reason[:200]})") from None
-    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: truncated or corrupt weights ({str(e).splitlines()[0][:200]})") from None
+    state = load_pickled(path, "weights")
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):
         raise CheckpointError(f"{path}: not a state dict (a mapping of names to tensors)")
