@@ -202,6 +202,12 @@ def test_label_ids_are_the_tokenizers(name, saved, bundles):
         assert encoder.artist_id(artist) == ids[3] != 0 or artist == "unknown"
         assert encoder.genre_ids([genre]) == [i for i in ids[4:4 + n_genres] if i >= 0]
         assert vocabulary_of_size(bundles[name].priors[2].config.n_vocab).encode(lyrics) == ids[4 + n_genres:]
+        for level in (1, 0) if " " not in genre else ():  # v2 splits 'Pop Rock' (the tokenizer does not)
+            # each upsampler with its own ids: v2 ones below a v3 top prior (1b_lyrics)
+            ids = tok(artist, genre, lyrics)["input_ids"][2 - level][0].tolist()
+            labels = bundles[name].labels(artist, [genre], 10 * SR, 1, level)
+            assert labels.artist.tolist() == [ids[3]]
+            assert [g for g in labels.genres[0].tolist() if g >= 0] == [i for i in ids[4:4 + n_genres] if i >= 0]
     # Where transformers' tokenizer departs from the original, we follow the original. '+' is a v2 character and
     # not a v3 one: transformers drops it from v2 lyrics and gives v3 lyrics a padding token (0) for it.
     plus = tok("Alan Jackson", "unknown", "a+b")["input_ids"][0][0].tolist()[4 + n_genres:]
@@ -316,7 +322,7 @@ def _unknown_pattern(folder, saved):
     (_truncated_weights, CheckpointError, "model.safetensors: truncated or corrupt weights"),
     (_unmasked, ConfigError, "prior 1 (level 1): mask=False is not supported"),
     (_unknown_pattern, ConfigError, "attention_pattern 'summary_attention' is not supported"),
-    (_another_vocabulary, ConfigError, "run from 0 to 50, but the top prior has 9 artist embeddings"),
+    (_another_vocabulary, ConfigError, "run from 0 to 50, but the level-2 prior has 9 artist embeddings"),
 ], ids=["no config", "another model's config", "a tensor of another shape", "truncated", "unmasked",
         "unknown attention", "another vocabulary"])
 def test_bad_folders_are_refused_in_one_line(damage, error, mentions, saved, tmp_path):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -40,6 +40,9 @@ class Bundle:
     # seconds otherwise asks for a song that short, which the training data may only know as jingles.
     song_seconds: float | None = None
     dtype: torch.dtype | None = None  # what the priors run in, and the VQ-VAE decodes in (None: float32)
+    # Levels whose prior keys names to other ids than the top prior (1b_lyrics: its upsamplers read v2 ids, its
+    # top prior v3 ones); the others use `label_encoder`.
+    level_labels: dict[int, LabelEncoder] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
@@ -65,11 +68,16 @@ class Bundle:
                 prior.to("cpu")
         return self.priors[level].to(self.device)
 
-    def labels(self, artist: str | None, genres: list[str] | None, total_length: int, batch: int) -> Labels:
-        """The top prior's labels for `batch` songs of `total_length` samples, refusing names it does not know."""
-        self.require([2], vqvae=False)
-        artist_id, genre_ids = self.label_encoder.ids(artist, genres, self.priors[2].config.max_genres)
-        n_tokens = self.priors[2].config.n_tokens
+    def labels(self, artist: str | None, genres: list[str] | None, total_length: int, batch: int, level: int = 2
+               ) -> Labels:
+        """The level's prior's labels for `batch` songs of `total_length` samples, with its own ids for the names,
+        refusing names it does not know."""
+        self.require([level], vqvae=False)
+        config = self.priors[level].config
+        encoder = self.level_labels.get(level, self.label_encoder)
+        artist_id, genre_ids = encoder.ids(artist, genres, config.max_genres, where=f"level {level}: "
+                                           if level in self.level_labels else "")
+        n_tokens = config.n_tokens
         # No words (the original's encoding of empty lyrics); the sampler puts each window's lyrics here.
         lyrics = torch.zeros(batch, n_tokens, dtype=torch.long) if n_tokens else None
         return Labels(artist=torch.full((batch,), artist_id), genres=torch.tensor([genre_ids] * batch),
@@ -101,7 +109,7 @@ def init_bundle(preset: str, out: str | os.PathLike, seed: int = 0, artists: lis
 def write_bundle(out: Path, vqvae_config: VQVAEConfig, vqvae_weights: dict[str, torch.Tensor] | None,
                  priors: dict[int, tuple[PriorConfig, dict[str, torch.Tensor]]], labels: LabelEncoder,
                  preset: str | None = None, steps: dict[str, int] | None = None, dtype: torch.dtype | None = None,
-                 extra: dict | None = None) -> Path:
+                 extra: dict | None = None, level_labels: dict[int, LabelEncoder] | None = None) -> Path:
     """Each model as a self-describing directory (the VQ-VAE's only when its weights are given, the priors that
     are given), then the manifest last: a bundle without one is incomplete, and adding parts to a bundle rewrites
     it after them. Weights are written one tensor at a time, cast to `dtype` if given. `extra`: more manifest
@@ -115,6 +123,8 @@ def write_bundle(out: Path, vqvae_config: VQVAEConfig, vqvae_weights: dict[str, 
                         {CONFIG_FILE: prior_config_to_json(config)}, cast=dtype)
     manifest = {**(extra or {}), "format_version": FORMAT_VERSION, "kind": "bundle", "preset": preset,
                 **labels.to_json()}
+    if level_labels:
+        manifest["level_labels"] = {str(level): encoder.to_json() for level, encoder in sorted(level_labels.items())}
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return out
 
@@ -170,4 +180,7 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu", dty
     if vqvae is None and not priors:
         raise CheckpointError(f"{path}: this bundle holds no model yet; add some with 'openjukebox bundle add'")
     labels = LabelEncoder.from_json(manifest, path / MANIFEST)
-    return Bundle(path, vqvae, priors, labels, torch.device(device), manifest.get("song_seconds"), dtype)
+    level_labels = {int(level): LabelEncoder.from_json(data, path / MANIFEST)
+                    for level, data in (manifest.get("level_labels") or {}).items()}
+    return Bundle(path, vqvae, priors, labels, torch.device(device), manifest.get("song_seconds"), dtype,
+                  level_labels)

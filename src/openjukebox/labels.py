@@ -95,6 +95,9 @@ class LabelEncoder:
         key = _normalise(name)
         if key in index:
             return index[key]
+        if not names:
+            raise ConfigError(f"unknown {kind} '{name}': this model knows no {kind} names (a converted released "
+                              "model needs its id tables: --artist-ids/--genre-ids, or jukebox-infer installed)")
         close = difflib.get_close_matches(key, list(index), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(names[index[c]]) for c in close)}?" if close else \
             f" ({len(names)} known, e.g. {', '.join(repr(v) for v in names[:3])})"

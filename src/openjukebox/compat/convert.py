@@ -119,9 +119,11 @@ def convert_openai(out: str | os.PathLike, vqvae: str | os.PathLike | None = Non
     _check_request(vqvae, priors, preset)
     out = new_output_dir(out)
     vq_config, vq_weights = _vqvae_part(vqvae, preset, hparams or {})
-    sources, top_hps = _prior_parts(priors, vq_config, preset, hparams or {})
-    labels = LabelEncoder([], [], _label_table(artist_ids, genre_ids, top_hps, priors.get(2)))
-    return write_bundle(out, vq_config, vq_weights, sources, labels, preset=preset, dtype=dtype)
+    sources, hps = _prior_parts(priors, vq_config, preset, hparams or {})
+    table = _label_table(artist_ids, genre_ids, hps.get(2, {}), priors.get(2), sources)
+    level_labels = _upsampler_labels(hps, priors, sources, _version(hps[2]) if 2 in hps else None)
+    return write_bundle(out, vq_config, vq_weights, sources, LabelEncoder([], [], table), preset=preset,
+                        dtype=dtype, level_labels=level_labels)
 
 
 def add_to_bundle(bundle: str | os.PathLike, vqvae: str | os.PathLike | None = None,
@@ -149,13 +151,18 @@ def add_to_bundle(bundle: str | os.PathLike, vqvae: str | os.PathLike | None = N
     for level in range(3):  # the parts already there must fit the VQ-VAE given now
         if (path / f"prior_{level}").is_dir():
             _check_level(path / f"prior_{level}", level, _saved_prior_config(path / f"prior_{level}"), vq_config)
-    sources, top_hps = _prior_parts(priors, vq_config, preset or manifest.get("preset"), hparams or {})
+    sources, hps = _prior_parts(priors, vq_config, preset or manifest.get("preset"), hparams or {})
     labels = LabelEncoder.from_json(manifest, path / MANIFEST)
     if 2 in priors:
-        labels = LabelEncoder([], [], _label_table(artist_ids, genre_ids, top_hps, priors[2]))
+        labels = LabelEncoder([], [], _label_table(artist_ids, genre_ids, hps[2], priors[2], sources))
+    level_labels = {int(level): LabelEncoder.from_json(data, path / MANIFEST)
+                    for level, data in (manifest.get("level_labels") or {}).items()}
+    top_version = _version(hps[2]) if 2 in hps else labels.table.version if labels.table is not None else None
+    level_labels |= _upsampler_labels(hps, priors, sources, top_version)
     kept = {k: v for k, v in manifest.items() if k not in ("artists", "genres", "label_table")}
     return write_bundle(path, vq_config, vq_weights, sources, labels, preset=manifest.get("preset") or preset,
-                        dtype=dtype, extra=kept)
+                        dtype=dtype, extra={k: v for k, v in kept.items() if k != "level_labels"},
+                        level_labels=level_labels)
 
 
 def _check_request(vqvae: str | os.PathLike | None, priors: dict[int, str | os.PathLike], preset: str | None) -> None:
@@ -184,9 +191,9 @@ def _vqvae_part(vqvae: str | os.PathLike | None, preset: str | None, hparams: di
 
 
 def _prior_parts(priors: dict[int, str | os.PathLike], vq_config: VQVAEConfig, preset: str | None,
-                 hparams: dict[str, dict]) -> tuple[dict, dict[str, Any]]:
-    """({level: (config, converted weights)}, the top prior's original hyperparameters or {})."""
-    sources, top_hps = {}, {}
+                 hparams: dict[str, dict]) -> tuple[dict, dict[int, dict[str, Any]]]:
+    """({level: (config, converted weights)}, {level: its original hyperparameters})."""
+    sources, hps_by_level = {}, {}
     for level in sorted(priors, reverse=True):
         path = Path(priors[level])
         state, saved = read_original_checkpoint(path)
@@ -200,8 +207,8 @@ def _prior_parts(priors: dict[int, str | os.PathLike], vq_config: VQVAEConfig, p
         converted = _convert(path, what, lambda: convert_prior_state_dict(state, not config.merged_decoder))
         _check_fits(path, what, converted, expected)
         sources[level] = (config, converted)
-        top_hps = hps if level == 2 else top_hps
-    return sources, top_hps
+        hps_by_level[level] = hps
+    return sources, hps_by_level
 
 
 def _check_level(path: Path, level: int, config: PriorConfig, vq_config: VQVAEConfig) -> None:
@@ -225,20 +232,55 @@ def _convert(path: Path, what: str, convert) -> dict[str, torch.Tensor]:
 
 
 def _label_table(artist_ids: str | os.PathLike | None, genre_ids: str | os.PathLike | None,
-                 top_hps: dict[str, Any], top_path: str | os.PathLike | None) -> LabelTable | None:
-    """The top prior's id tables: the files given, else the released ones found beside the checkpoint, in the
-    download cache or in an installed jukebox-infer; None for a bundle without a top prior or labels."""
+                 top_hps: dict[str, Any], top_path: str | os.PathLike | None, sources: dict) -> LabelTable | None:
+    """The top prior's id tables: the files given (refused if the prior has no embedding for their ids), else
+    the released ones found beside the checkpoint, in the download cache or in an installed jukebox-infer (left
+    out if they do not fit); None for a bundle without a top prior or labels."""
     if (artist_ids is None) != (genre_ids is None):
         raise ConfigError("give both artist_ids and genre_ids (--artist-ids, --genre-ids), or neither")
     if top_path is None or not top_hps.get("labels", True) or not top_hps.get("y_bins"):
         return None
-    version = 3 if top_hps.get("labels_v3") else 2
+    version = _version(top_hps)
     if artist_ids is None:
         found = find_label_tables(version, [Path(top_path).parent])
-        if found is None:
-            return None
-        artist_ids, genre_ids = found
-    return load_label_table(artist_ids, genre_ids, version)
+        table = None if found is None else load_label_table(*found, version)
+        return table if _misfit(table, sources[2][0]) is None else None
+    table = load_label_table(artist_ids, genre_ids, version)
+    problem = _misfit(table, sources[2][0])
+    if problem is not None:
+        raise ConfigError(f"{artist_ids}, {genre_ids}: {problem}")
+    return table
+
+
+def _version(hps: dict[str, Any]) -> int:
+    return 3 if hps.get("labels_v3") else 2
+
+
+def _upsampler_labels(hps: dict[int, dict[str, Any]], paths: dict[int, str | os.PathLike], sources: dict,
+                      top_version: int | None) -> dict[int, LabelEncoder]:
+    """The id tables of converted upsamplers that key names by another version than the top prior (1b_lyrics: v3
+    at the top, v2 below, as in the original), found as `find_label_tables` finds them; none found: that level
+    knows no names, and sampling with names says so. The others share the top prior's."""
+    encoders = {}
+    for level in (0, 1):
+        if level in hps and hps[level].get("labels", True) and hps[level].get("y_bins") \
+                and _version(hps[level]) != top_version:
+            version = _version(hps[level])
+            found = find_label_tables(version, [Path(paths[level]).parent])
+            table = None if found is None else load_label_table(*found, version)
+            encoders[level] = LabelEncoder([], [], table if _misfit(table, sources[level][0]) is None else None)
+    return encoders
+
+
+def _misfit(table: LabelTable | None, config: PriorConfig) -> str | None:
+    """Why `table` cannot serve a prior of `config` (ids it has no embedding for: another model's table), or None."""
+    if table is None:
+        return None
+    for kind, ids, size in (("artist", table.artists, config.n_artists), ("genre", table.genres, config.n_genres)):
+        if ids and max(ids.values()) >= size:
+            return f"the v{table.version} {kind} ids run to {max(ids.values())}, but the prior has {size} {kind} " \
+                   "embeddings: the id table of another model?"
+    return None
 
 
 def find_label_tables(version: int, folders: list[Path]) -> tuple[Path, Path] | None:

@@ -416,23 +416,31 @@ def hf_label_table(vocab: Mapping[str, Mapping[str, int]], version: int) -> Labe
     return LabelTable(version, keys(vocab["artist"]), keys(vocab["genres"]))
 
 
-def _top_label_table(folder: Path, top: PriorConfig) -> LabelTable | None:
+def _label_tables(folder: Path, configs: Mapping[int, PriorConfig]) -> dict[int, LabelTable]:
+    """Each labelled prior's id table, by level, from the tokenizer's vocabularies (which hold both versions):
+    1b_lyrics keys names by v3 at the top and by v2 in its upsamplers, as in the original."""
     found = read_hf_vocab(folder)
-    if found is None or not top.conditioned_on_labels:
-        return None
+    if found is None:
+        return {}
     vocab, versions = found
-    # Not recorded: the lyrics vocabulary tells, as in the original (v3 has 79 characters, v2 80).
-    version = int(versions[0][1]) if versions else 3 if top.n_vocab == 79 else 2
-    table = hf_label_table(vocab, version)
-    for kind, ids, size in (("artist", table.artists, top.n_artists), ("genre", table.genres, top.n_genres)):
-        if not ids:
-            raise ConfigError(f"{folder}: the tokenizer vocabulary holds no v{version} {kind} names "
-                              f"({'keys ending in .v2' if version == 2 else 'keys without .v2'})")
-        if max(ids.values()) >= size or min(ids.values()) < 0:
-            raise ConfigError(f"{folder}: v{version} {kind} ids of the tokenizer vocabulary run from "
-                              f"{min(ids.values())} to {max(ids.values())}, but the top prior has {size} {kind} "
-                              f"embeddings (the vocabulary of another model?)")
-    return table
+    tables = {}
+    for level, config in configs.items():
+        if not config.conditioned_on_labels:
+            continue
+        # Not recorded: the lyrics vocabulary tells the top's version, as in the original (v3 has 79 characters,
+        # v2 80); the released upsamplers are v2.
+        version = int(versions[2 - level][1]) if versions else 2 if level < 2 or config.n_vocab != 79 else 3
+        table = hf_label_table(vocab, version)
+        for kind, ids, size in (("artist", table.artists, config.n_artists), ("genre", table.genres, config.n_genres)):
+            if not ids:
+                raise ConfigError(f"{folder}: the tokenizer vocabulary holds no v{version} {kind} names "
+                                  f"({'keys ending in .v2' if version == 2 else 'keys without .v2'})")
+            if max(ids.values()) >= size or min(ids.values()) < 0:
+                raise ConfigError(f"{folder}: v{version} {kind} ids of the tokenizer vocabulary run from "
+                                  f"{min(ids.values())} to {max(ids.values())}, but the level-{level} prior has "
+                                  f"{size} {kind} embeddings (the vocabulary of another model?)")
+        tables[level] = table
+    return tables
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -525,7 +533,13 @@ def convert_hf(folder: str | os.PathLike, out: str | os.PathLike, dtype: torch.d
             # last layer that does (alignment only; sampling does not read these)
             config = dataclasses.replace(config, alignment_layer=-1, alignment_head=0)
         sources[level] = (config, converted)
-    table = _top_label_table(folder, configs[2])
+    tables = _label_tables(folder, configs)
     preset = released_preset(vq_config, {level: config for level, (config, _) in sources.items()})
-    return write_bundle(out, vq_config, vq_converted, dict(sorted(sources.items())), LabelEncoder([], [], table),
-                        preset=preset, dtype=dtype)
+    if preset is not None:  # the released model: its own sampling settings (transformers shares the top's with all)
+        names = {0: "upsampler_level_0", 1: "upsampler_level_1", 2: TOP_PRIORS[preset]}
+        sources = {level: (prior_config(RELEASED[names[level]], vq_config), weights)
+                   for level, (_, weights) in sources.items()}
+    level_labels = {level: LabelEncoder([], [], table) for level, table in tables.items()
+                    if level < 2 and (2 not in tables or table.version != tables[2].version)}
+    return write_bundle(out, vq_config, vq_converted, dict(sorted(sources.items())),
+                        LabelEncoder([], [], tables.get(2)), preset=preset, dtype=dtype, level_labels=level_labels)

@@ -33,25 +33,27 @@ from .request import SampleRequest, parse_schedule
 REQUEST = "request.json"
 
 
-def _labels_for(bundle: Bundle, request: SampleRequest, total_length: int):
-    """Fixed labels, or a function from a window's first sample to the labels in force there: for a schedule,
-    and for lyrics, whose window of characters moves with the music (the original's linear heuristic)."""
-    top = bundle.priors[2].config
-    if request.lyrics and not top.n_tokens:
+def _labels_for(bundle: Bundle, request: SampleRequest, total_length: int, level: int = 2):
+    """The level's labels: fixed, or a function from a window's first sample to the labels in force there (for a
+    schedule, and for lyrics, whose window of characters moves with the music: the original's linear heuristic).
+    Each level keys the names by its own tables (1b_lyrics: v3 at the top, v2 below)."""
+    config = bundle.priors[level].config
+    if level == 2 and request.lyrics and not config.n_tokens:
         raise ConfigError("this model does not sing: it has no lyrics conditioning; leave out the lyrics")
-    if request.schedule is None and not top.n_tokens:
-        return bundle.labels(request.artist, request.genres, total_length, request.n)
+    if request.schedule is None and not config.n_tokens:
+        return bundle.labels(request.artist, request.genres, total_length, request.n, level)
     rate = bundle.vqvae.config.sample_rate
     schedule = [(0.0, request.artist, request.genres)] if request.schedule is None else \
         parse_schedule(request.schedule, request.artist, request.genres)
-    entries = [(at, bundle.labels(artist, genres, total_length, request.n)) for at, artist, genres in schedule]
-    tokens, timing = _lyrics_tokens(request, top.n_vocab, rate) if top.n_tokens else ([], [])
+    entries = [(at, bundle.labels(artist, genres, total_length, request.n, level))
+               for at, artist, genres in schedule]
+    tokens, timing = _lyrics_tokens(request, config.n_vocab, rate) if config.n_tokens else ([], [])
 
     def labels_at(offset: int) -> Labels:
         current = [labels for at, labels in entries if at * rate <= offset][-1]
         lyrics = current.lyrics
-        if top.n_tokens:
-            window, _ = lyrics_window(tokens, top.n_tokens, total_length, offset, top.window_samples, timing)
+        if config.n_tokens:
+            window, _ = lyrics_window(tokens, config.n_tokens, total_length, offset, config.window_samples, timing)
             lyrics = torch.tensor([window] * request.n)
         return replace(current, offset=torch.full((request.n,), offset), lyrics=lyrics)
 
@@ -171,14 +173,13 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     top_tokens = -(-n_samples // vq.hop_lengths[2])
     song_seconds = request.song_seconds or bundle.song_seconds or 0.0
     song_length = max(top_tokens * vq.hop_lengths[2], round(song_seconds * rate))
-    labels = _labels_for(bundle, request, song_length)
+    labels = {level: _labels_for(bundle, request, song_length, level) for level in request.levels}
     prompts = _prompt_codes(bundle, request)  # every input is checked before anything is written
     main = distributed.is_main()
     if main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(saved, json.dumps(asdict(request), indent=2) + "\n")
     rows = slice(share.start, share.stop)
-    my_labels = _rows_of(labels, rows)
     written = []
     upper = None
     for level in request.levels:
@@ -198,7 +199,7 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
             bar.update(min(codes.shape[1], total) - bar.n)
 
         if start_codes is None or start_codes.shape[1] < total:
-            codes = sample_level(prior, total, my_labels, seed=request.seed * 3 + level,
+            codes = sample_level(prior, total, _rows_of(labels[level], rows), seed=request.seed * 3 + level,
                                  prompt=None if start_codes is None else start_codes[rows],
                                  upper_codes=upper, hop_fraction=request.hop_fraction, filters=request.filters(),
                                  batch=len(share), sample_ids=torch.arange(share.start, share.stop),
@@ -218,7 +219,7 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
         stems = [f"sample-{i}-lyrics" for i in range(request.n)]
         if level == 2 and request.lyrics and prior.config.n_tokens and \
                 not all((out / f"{stem}.json").is_file() for stem in stems):  # done by an earlier run: same codes
-            written += _align(prior, everyone.to(device), labels, request, out, song_length, rate, stems)
+            written += _align(prior, everyone.to(device), labels[2], request, out, song_length, rate, stems)
     return written
 
 
