@@ -14,6 +14,7 @@ from .version import __version__
 # public name → the module that defines it
 _EXPORTS = {
     "Jukebox": ".jukebox",
+    "Composition": ".compose",
     "Bundle": ".bundle",
     "load_bundle": ".bundle",
     "VQVAE": ".vqvae.model",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import functools
 import importlib
 import inspect
 import json
@@ -57,7 +58,7 @@ def _api(command: Command) -> Callable | None:
     if command.api is None:
         return None
     module, _, name = command.api.partition(":")
-    return getattr(importlib.import_module(module, __package__), name)
+    return functools.reduce(getattr, name.split("."), importlib.import_module(module, __package__))
 
 
 def _api_arguments(args: argparse.Namespace, api: Callable, command: Command) -> dict[str, Any]:
@@ -319,6 +320,69 @@ def _run_prior_eval(args: argparse.Namespace, api: Callable | None) -> None:
               f"(the lyrics tell it {report['other_lyrics_nats_per_token'] - report['nats_per_token']:.3f})")
 
 
+def _lyrics_text(path: str | None) -> tuple[str, tuple]:
+    from .lyrics.timing import TimedLyrics, read_timed_lyrics
+
+    lyrics = read_timed_lyrics(path) if path else TimedLyrics("")
+    return lyrics.text, lyrics.anchors
+
+
+def _run_compose_new(args: argparse.Namespace, api: Callable | None) -> None:
+    composition = api(args.folder, args.model, args.artist, args.genres, _lyrics_text(args.lyrics_file)[0],
+                      args.song_seconds, args.seed, args.prompt, args.prompt_seconds, args.device)
+    print(f"started {composition.folder}; next: 'openjukebox compose extend {composition.folder} --seconds S --n N'")
+
+
+def _run_compose_extend(args: argparse.Namespace, api: Callable | None) -> None:
+    from .compose import Composition
+
+    composition = Composition.open(args.folder, args.device)
+    lyrics = _lyrics_text(args.lyrics_file)[0] if args.lyrics_file else None
+    for node in composition.extend(args.node, args.seconds, args.n, args.seed, args.artist, args.genres, lyrics,
+                                   compile=args.compile):
+        print(f"{node}: {composition.preview(node)}")
+
+
+def _run_compose_pick(args: argparse.Namespace, api: Callable | None) -> None:
+    from .compose import Composition
+
+    Composition.open(args.folder, "cpu").pick(args.node)
+    print(f"picked {args.node}")
+
+
+def _run_compose_tree(args: argparse.Namespace, api: Callable | None) -> None:
+    from .compose import Composition
+
+    composition = Composition.open(args.folder, "cpu")
+    children = composition.tree()
+
+    def show(node: str, depth: int) -> None:
+        n = composition.node(node)
+        mark = " *" if node == composition.state.chosen else ""
+        labels = ", ".join(filter(None, [n.artist, *n.genres]))
+        print(f"{'  ' * depth}{node}{mark}  {n.seconds:g}s  seed {n.seed}  [{labels}]  {composition.preview(node)}")
+        for child in children[node]:
+            show(child, depth + 1)
+
+    if not children[None]:
+        print(f"{args.folder}: no candidates yet; 'openjukebox compose extend {args.folder} --seconds S --n N'")
+    for node in children[None]:
+        show(node, 0)
+
+
+def _run_compose_upsample(args: argparse.Namespace, api: Callable | None) -> None:
+    from .compose import Composition
+
+    for path in Composition.open(args.folder, args.device).upsample(args.node, compile=args.compile):
+        print(f"wrote {path}")
+
+
+def _run_compose_export(args: argparse.Namespace, api: Callable | None) -> None:
+    from .compose import Composition
+
+    print(f"wrote {Composition.open(args.folder, 'cpu').export(args.out, args.node)}")
+
+
 # ---- the commands ---------------------------------------------------------------------------------------------
 
 _CACHE_HELP = "default: $OPENJUKEBOX_CACHE, else $XDG_CACHE_HOME/openjukebox, else ~/.cache/openjukebox"
@@ -512,6 +576,47 @@ COMMANDS = [
                 opt("--windows", type=int, help="random windows scored"),
                 opt("--json", action="store_true", help="print one JSON object"),
                 _DEVICE], _run_prior_eval),
+    Command("compose new", "start a composition folder: the model, the labels, optionally your audio to start from",
+            ".compose:Composition.create", [
+                opt("folder", help="a new, empty folder for the composition"),
+                opt("--model", help="bundle directory, a name from 'openjukebox models', or a released model "
+                    "(default: the embedded model)"),
+                opt("--artist", help="an artist the model knows"),
+                opt("--genre", dest="genres", action="append", help="a genre the model knows; repeat for several"),
+                opt("--lyrics-file", help="UTF-8 text the song sings (lyrics models)"),
+                opt("--song-seconds", type=float, help="length of the song, for the timing conditioning (default: "
+                    "the model's own)"),
+                opt("--seed", type=int, help="the first extension's seed is this + 1, the next + 2, ..."),
+                opt("--prompt", help="audio to start from (its first --prompt-seconds)"),
+                opt("--prompt-seconds", type=float, help="seconds of --prompt to keep"),
+                _DEVICE], _run_compose_new),
+    Command("compose extend", "N candidates continuing a node (or starting the song) by S seconds, with previews",
+            ".compose:Composition.extend", [
+                opt("folder", help="the composition"),
+                opt("--from", dest="node", help="the node to continue (default: start the song)"),
+                opt("--seconds", type=float, required=True, help="how much each candidate adds"),
+                opt("--n", type=int, help="candidates"),
+                opt("--seed", type=int, help="regenerate the candidates made with this seed (default: a new one)"),
+                opt("--artist", help="from here on (default: as before)"),
+                opt("--genre", dest="genres", action="append", help="from here on (default: as before)"),
+                opt("--lyrics-file", help="the song's lyrics from here on (default: as before)"),
+                _DEVICE,
+                opt("--compile", action=argparse.BooleanOptionalAction, default="auto",
+                    help="compile the per-token step (default: where it pays)")], _run_compose_extend),
+    Command("compose pick", "mark a node as the end of the chosen path", None, [
+        opt("folder", help="the composition"), opt("node", help="e.g. n3")], _run_compose_pick),
+    Command("compose tree", "the candidates, as a tree, with their previews (* marks the chosen one)", None, [
+        opt("folder", help="the composition")], _run_compose_tree),
+    Command("compose upsample", "levels 1 and 0 of the chosen path (resumable)", ".compose:Composition.upsample", [
+        opt("folder", help="the composition"),
+        opt("--node", help="default: the picked one"),
+        _DEVICE,
+        opt("--compile", action=argparse.BooleanOptionalAction, default="auto",
+            help="compile the per-token step (default: where it pays)")], _run_compose_upsample),
+    Command("compose export", "the finished song as .wav or .flac", ".compose:Composition.export", [
+        opt("folder", help="the composition"),
+        opt("out", help="a .wav or .flac file"),
+        opt("--node", help="default: the picked one")], _run_compose_export),
     Command("data synth", "write deterministic synthetic songs (melody, chords, drums) as WAV files",
             ".data.synth:write_synthetic_dataset", [
                 opt("--out", required=True, help="folder to write"),
@@ -522,7 +627,8 @@ COMMANDS = [
             ], _report("wrote {files} synthetic songs to {out}")),
 ]
 
-GROUPS = {"bundle": "make and complete model bundles", "vqvae": "train and use the three-level VQ-VAE",
+GROUPS = {"compose": "co-compose: candidates, pick one, continue it, upsample the chosen path",
+          "bundle": "make and complete model bundles", "vqvae": "train and use the three-level VQ-VAE",
           "codes": "code caches",
           "prior": "train and measure priors", "data": "datasets"}
 
