@@ -383,6 +383,16 @@ def _run_compose_export(args: argparse.Namespace, api: Callable | None) -> None:
     print(f"wrote {Composition.open(args.folder, 'cpu').export(args.out, args.node)}")
 
 
+def _run_studio(args: argparse.Namespace, api: Callable | None) -> None:
+    server = api(args.folder, args.model, args.host, args.port, args.device)
+    host, port = server.server_address[:2]
+    print(f"openjukebox studio: http://{host}:{port}/  ({args.folder}; Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
 # ---- the commands ---------------------------------------------------------------------------------------------
 
 _CACHE_HELP = "default: $OPENJUKEBOX_CACHE, else $XDG_CACHE_HOME/openjukebox, else ~/.cache/openjukebox"
@@ -617,6 +627,13 @@ COMMANDS = [
         opt("folder", help="the composition"),
         opt("out", help="a .wav or .flac file"),
         opt("--node", help="default: the picked one")], _run_compose_export),
+    Command("studio", "co-compose in a web page served on this machine", ".studio:serve", [
+        opt("folder", help="the composition (started from the page when it does not exist yet)"),
+        opt("--model", help="for a new composition: bundle directory, a name from 'openjukebox models', or a "
+            "released model (default: the embedded model)"),
+        opt("--host", help="the address to listen on (127.0.0.1: this machine only)"),
+        opt("--port", type=int, help="the port (0: any free one)"),
+        _DEVICE], _run_studio),
     Command("data synth", "write deterministic synthetic songs (melody, chords, drums) as WAV files",
             ".data.synth:write_synthetic_dataset", [
                 opt("--out", required=True, help="folder to write"),

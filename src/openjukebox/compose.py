@@ -92,15 +92,19 @@ class Composition:
         bundle = load_bundle(path, resolve_device(device))
         bundle.require([2])
         if prompt is not None:
-            prompt = os.path.abspath(prompt)
+            prompt = Path(prompt).absolute()
             load_audio(prompt)  # readable audio, checked before anything is written
             if not prompt_seconds > 0:
                 raise ConfigError("prompt_seconds (--prompt-seconds) must be positive when starting from audio")
         state = CompositionState(str(path.absolute()), artist, list(genres or []), lyrics, song_seconds, seed,
-                                 prompt, prompt_seconds)
+                                 None if prompt is None else str(prompt), prompt_seconds)
         composition = cls(folder, state, bundle)
-        composition._request(None, 1.0, 1, seed, artist, state.genres, lyrics)  # the labels known to the model
+        # The labels known to the model, the lengths possible: checked before anything is written.
+        composition._request(None, prompt_seconds + 1.0, 1, seed, artist, state.genres, lyrics)
         folder.mkdir(parents=True, exist_ok=True)
+        if prompt is not None:  # kept inside: the composition needs it as long as it lives
+            state.prompt = str((folder / f"prompt{prompt.suffix.lower()}").absolute())
+            shutil.copyfile(prompt, state.prompt)
         composition._save()
         return composition
 
@@ -165,16 +169,7 @@ class Composition:
         `genres` and `lyrics` change the labels from here on (a new verse, a duet). An extension that was killed
         is continued when asked again with the same arguments; `seed` (default: a new one) regenerates the
         candidates of the extension that used it."""
-        if not seconds > 0:
-            raise ConfigError(f"seconds (--seconds) must be positive, got {seconds}")
-        if n < 1:
-            raise ConfigError(f"n (--n) must be at least 1, got {n}")
-        parent = None if node is None else self.node(node)
-        base = self.path(node)[-1] if node is not None else None
-        artist = artist if artist is not None else (base.artist if base else self.state.artist)
-        genres = list(genres) if genres is not None else (base.genres if base else self.state.genres)
-        lyrics = lyrics if lyrics is not None else (base.lyrics if base else self.state.lyrics)
-        start = parent.seconds if parent is not None else (self.state.prompt_seconds if self.state.prompt else 0.0)
+        parent, artist, genres, lyrics, start = self.plan(node, seconds, n, artist, genres, lyrics)
         pending = self._pending(node, start + seconds, n, seed, artist, genres, lyrics)
         name = pending or f"e{len(self.state.extensions) + 1}"
         seed = seed if seed is not None else self.state.seed + len(self.state.extensions) + 1
@@ -202,6 +197,23 @@ class Composition:
             made.append(key)
         self._save()
         return made
+
+    def plan(self, node: str | None, seconds: float, n: int, artist: str | None = None,
+             genres: list[str] | None = None, lyrics: str | None = None
+             ) -> tuple[Node | None, str | None, list[str], str, float]:
+        """Check an extension before it runs: (parent, the labels and lyrics it will use, where it starts in
+        seconds). Labels not given stay as they were on the path."""
+        if not seconds > 0:
+            raise ConfigError(f"seconds (--seconds) must be positive, got {seconds}")
+        if n < 1:
+            raise ConfigError(f"n (--n) must be at least 1, got {n}")
+        parent = None if node is None else self.node(node)
+        artist = artist if artist is not None else (parent.artist if parent else self.state.artist)
+        genres = list(genres) if genres is not None else (parent.genres if parent else self.state.genres)
+        lyrics = lyrics if lyrics is not None else (parent.lyrics if parent else self.state.lyrics)
+        start = parent.seconds if parent is not None else (self.state.prompt_seconds if self.state.prompt else 0.0)
+        self._request(node, start + seconds, n, 0, artist, genres, lyrics)
+        return parent, artist, genres, lyrics, start
 
     def pick(self, node: str) -> None:
         """Mark `node` as the chosen path's end (what `upsample` and `export` use by default)."""
