@@ -212,7 +212,7 @@ def test_save_overwrites_an_existing_file(tmp_path):
 @pytest.mark.parametrize("name,audio,reason", [
     ("out.wav", np.array([[0.0, np.nan, 0.0]], np.float32), "NaN"),
     ("out.flac", np.array([[0.0, np.inf, 0.0]], np.float32), "NaN or infinite"),
-    ("out.mp3", np.zeros((1, 100), np.float32), ".mp3"),
+    ("out.aiff", np.zeros((1, 100), np.float32), ".aiff"),
     ("out", np.zeros((1, 100), np.float32), "no extension"),
     ("out.wav", np.zeros((1, 2, 100), np.float32), "shape"),
 ])
@@ -435,3 +435,16 @@ def test_unreadable_permission_is_an_audio_error(tmp_path):
             load_audio(path)
     finally:
         path.chmod(0o644)
+
+
+@pytest.mark.parametrize("suffix", [".ogg", ".mp3"])
+def test_lossy_formats_for_listening_are_written_peak_limited(tmp_path, suffix):
+    """OGG (Vorbis) and MP3 are written for listening; like FLAC they cannot hold samples beyond ±1, so a louder
+    signal is scaled to its peak rather than clipped."""
+    t = np.arange(16000) / 16000
+    tone = (1.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+    path = save_audio(tmp_path / f"tone{suffix}", tone, 16000)
+    back = load_audio(path)
+    assert abs(back.shape[1] - 16000) < 1600 and 0.8 < np.abs(back).max() <= 1.05
+    spectrum = np.abs(np.fft.rfft(back[0, 2000:14000]))
+    assert abs(np.argmax(spectrum) * 16000 / 12000 - 440) < 5  # still the tone

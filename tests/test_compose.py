@@ -73,8 +73,23 @@ def test_the_chosen_path_is_upsampled_and_exported_with_its_label_changes(bundle
     assert np.array_equal(finished, c.codes(duet))  # the chosen codes, not new ones
     song = c.export(tmp_path / "song.flac")
     assert sf.info(song).frames == RATE * 1 and sf.info(song).format == "FLAC"
+    for listening in ("song.ogg", "song.mp3"):  # lossy, for listening: readable, about as long
+        assert abs(sf.info(c.export(tmp_path / listening)).frames - RATE) < RATE // 10
     with pytest.raises(ConfigError, match="not upsampled yet"):
         c.export(tmp_path / "other.wav", start)
+
+
+def test_a_lyrics_model_sings_the_composition_and_exports_its_alignment(tmp_path):
+    init_bundle("tiny-lyrics", tmp_path / "lyrics-bundle")
+    c = Composition.create(tmp_path / "sung", model=tmp_path / "lyrics-bundle", lyrics="la la la, the song",
+                           device="cpu")
+    node = c.extend(None, 0.5, 1, progress=False)[0]
+    verse = c.extend(node, 0.5, 1, lyrics="la la la, the song\nand a second verse", progress=False)[0]
+    assert c.node(verse).lyrics.endswith("second verse") and c.node(node).lyrics == "la la la, the song"
+    c.pick(verse)
+    c.upsample(progress=False)
+    song = c.export(tmp_path / "sung.wav")
+    assert song.with_suffix(".lrc").read_text().startswith("[") and "verse" in song.with_suffix(".lrc").read_text()
 
 
 def test_a_composition_starts_from_the_users_audio(bundle_dir, tmp_path, music_dir):

@@ -75,11 +75,16 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return np.ascontiguousarray(out.T, dtype=np.float32)
 
 
-def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> Path:
-    """Write (channels, samples) or (samples,) audio as WAV (float) or FLAC (24-bit), atomically.
+# What save_audio writes besides 32-bit float WAV: (libsndfile format, subtype).
+SAVED_FORMATS = {".flac": ("FLAC", "PCM_24"), ".ogg": ("OGG", "VORBIS"), ".mp3": ("MP3", "MPEG_LAYER_III")}
 
-    WAV is written as 32-bit float so model output beyond [-1, 1] is kept rather than wrapped;
-    FLAC cannot hold floats, so it is peak-limited to [-1, 1] first instead of silently clipping.
+
+def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> Path:
+    """Write (channels, samples) or (samples,) audio as WAV (float), FLAC (24-bit), or, for listening, OGG (Vorbis)
+    or MP3, atomically.
+
+    WAV is written as 32-bit float so model output beyond [-1, 1] is kept rather than wrapped; the others
+    cannot hold floats, so they are peak-limited to [-1, 1] first instead of silently clipping.
     """
     path = Path(path)
     audio = np.asarray(audio, dtype=np.float32)
@@ -92,13 +97,14 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> 
     suffix = path.suffix.lower()
     if suffix == ".wav":
         fmt, subtype = "WAV", "FLOAT"
-    elif suffix == ".flac":
-        fmt, subtype = "FLAC", "PCM_24"
+    elif suffix in SAVED_FORMATS:
+        fmt, subtype = SAVED_FORMATS[suffix]
         peak = float(np.abs(audio).max(initial=0.0))
         if peak > 1.0:
             audio = audio / peak
     else:
-        raise AudioError(f"{path}: can only save .wav or .flac, not '{path.suffix or 'no extension'}'")
+        raise AudioError(f"{path}: can only save .wav, {', '.join(SAVED_FORMATS)}, not "
+                         f"'{path.suffix or 'no extension'}'")
     try:
         with atomic_path(path) as tmp:
             sf.write(str(tmp), audio.T, sample_rate, format=fmt, subtype=subtype)

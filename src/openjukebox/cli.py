@@ -623,12 +623,14 @@ COMMANDS = [
         _DEVICE,
         opt("--compile", action=argparse.BooleanOptionalAction, default="auto",
             help="compile the per-token step (default: where it pays)")], _run_compose_upsample),
-    Command("compose export", "the finished song as .wav or .flac", ".compose:Composition.export", [
+    Command("compose export", "the finished song as .wav, .flac, .ogg or .mp3 (and its lyrics as .lrc)",
+            ".compose:Composition.export", [
         opt("folder", help="the composition"),
-        opt("out", help="a .wav or .flac file"),
+        opt("out", help="a .wav, .flac, .ogg or .mp3 file"),
         opt("--node", help="default: the picked one")], _run_compose_export),
     Command("studio", "co-compose in a web page served on this machine", ".studio:serve", [
-        opt("folder", help="the composition (started from the page when it does not exist yet)"),
+        opt("folder", nargs="?", default="composition", help="the composition (started from the page when it does "
+            "not exist yet)"),
         opt("--model", help="for a new composition: bundle directory, a name from 'openjukebox models', or a "
             "released model (default: the embedded model)"),
         opt("--host", help="the address to listen on (127.0.0.1: this machine only)"),

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import load_audio, save_audio
+from .audio import SAVED_FORMATS, load_audio, save_audio
 from .bundle import Bundle, load_bundle
 from .errors import ConfigError
 from .fileio import atomic_write_text
@@ -236,16 +236,20 @@ class Composition:
         return sample(self.bundle, out, request, progress, compile)
 
     def export(self, path: str | os.PathLike, node: str | None = None) -> Path:
-        """The finished song of `node` (default: the chosen one) as a .wav or .flac file at `path`."""
+        """The finished song of `node` (default: the chosen one) at `path`: .wav, .flac, .ogg or .mp3; where the
+        model sings, its lyrics alignment beside it (the same name, .lrc)."""
         n = self.node(self._chosen(node))
         path = Path(path)
-        if path.suffix.lower() not in (".wav", ".flac"):
-            raise ConfigError(f"{path}: export writes .wav or .flac")
-        song = self.folder / "finished" / n.id / "sample-0-level0.wav"
-        if not song.is_file():
+        if path.suffix.lower() not in (".wav", *SAVED_FORMATS):
+            raise ConfigError(f"{path}: export writes .wav, {', '.join(SAVED_FORMATS)}")
+        finished = self.folder / "finished" / n.id
+        if not (finished / "sample-0-level0.wav").is_file():
             raise ConfigError(f"node {n.id} is not upsampled yet; run 'compose upsample' first")
-        audio = load_audio(song, sample_rate=self.rate)
-        return save_audio(path, audio, self.rate)
+        audio = load_audio(finished / "sample-0-level0.wav", sample_rate=self.rate)
+        save_audio(path, audio, self.rate)
+        if (finished / "sample-0-lyrics.lrc").is_file():
+            shutil.copyfile(finished / "sample-0-lyrics.lrc", path.with_suffix(".lrc"))
+        return path
 
     # ---- inside ------------------------------------------------------------------------------------------------
 

@@ -9,10 +9,10 @@ page polls its progress. Every request's failure becomes a message in the page; 
     GET  /api/state             model labels, the tree, the job in progress or its error
     POST /api/upload?name=F     an audio file to start from (the body), checked as audio
     POST /api/create            {artist, genres, lyrics, song_seconds, seed, prompt, prompt_seconds}
-    POST /api/extend            {node, seconds, n, artist, genres}   (node null: start the song)
+    POST /api/extend            {node, seconds, n, artist, genres, lyrics}   (node null: start the song)
     POST /api/pick              {node}
     POST /api/upsample          {node}
-    POST /api/export            {node, format: "wav" | "flac"}
+    POST /api/export            {node, format: "wav" | "flac" | "ogg" | "mp3"}
     GET  /files/PATH            a file of the composition folder (previews, the finished song)
 """
 
@@ -122,9 +122,10 @@ class Studio:
         n = int(_number(request.get("n"), "candidates"))
         artist = request.get("artist") or None
         genres = request.get("genres") or None
-        c.plan(node, seconds, n, artist, genres)  # checked here, so that a mistake shows at once
+        lyrics = request.get("lyrics") or None
+        c.plan(node, seconds, n, artist, genres, lyrics)  # checked here, so that a mistake shows at once
         self._start(f"extending {node or 'the start'}",
-                    lambda: c.extend(node, seconds, n, artist=artist, genres=genres, progress=False),
+                    lambda: c.extend(node, seconds, n, artist=artist, genres=genres, lyrics=lyrics, progress=False),
                     c.folder / "extensions" / f"e{len(c.state.extensions) + 1}")
 
     def pick(self, request: dict[str, Any]) -> None:
@@ -140,8 +141,8 @@ class Studio:
         c = self._composition()
         node = c._chosen(request.get("node") or None)
         fmt = request.get("format") or "wav"
-        if fmt not in ("wav", "flac"):
-            raise ConfigError(f"export format must be wav or flac, not {fmt!r}")
+        if fmt not in ("wav", "flac", "ogg", "mp3"):
+            raise ConfigError(f"export format must be wav, flac, ogg or mp3, not {fmt!r}")
         path = c.export(c.folder / "export" / f"{node}.{fmt}", node)
         return {"url": self._url(path), "path": str(path)}
 
@@ -260,7 +261,7 @@ def handler_for(studio: Studio) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(folder: str | Path, model: str | None = None, host: str = "127.0.0.1", port: int = 8765,
+def serve(folder: str | Path = "composition", model: str | None = None, host: str = "127.0.0.1", port: int = 8765,
           device: str = "auto") -> ThreadingHTTPServer:
     """The studio's server for the composition in `folder` (created from the page if it does not exist yet), bound
     to `host` (this machine only, unless told otherwise); call `serve_forever()` on it."""
