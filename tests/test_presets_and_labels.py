@@ -145,7 +145,7 @@ def _parse(words: list[str]) -> argparse.Namespace:
 
 REQUIRED = {"--out": "x", "--data": "d", "--steps": "1", "--codes": "c", "--level": "2", "--model": "m",
             "--vqvae": "v", "--prior0": "p", "--prior1": "p", "--prior2": "p", "--duration": "1", "--from": "f",
-            "--lyrics-file": "l"}
+            "--lyrics-file": "l", "--seconds": "1"}
 
 
 @pytest.mark.parametrize("command", [c for c in cli.COMMANDS if c.api], ids=lambda c: c.words)

@@ -227,26 +227,20 @@ def _given_priors(args: argparse.Namespace) -> dict[int, str]:
     return {level: getattr(args, f"prior{level}") for level in range(3) if getattr(args, f"prior{level}")}
 
 
-def _run_convert(args: argparse.Namespace, api: Callable | None) -> None:
-    from .compat.convert import load_hparams_file
+def _from_original_files(target: str, done: str) -> Callable[[argparse.Namespace, Callable | None], None]:
+    """convert-openai and bundle add: the API call with the original files' options, into `args.<target>`."""
+    def run(args: argparse.Namespace, api: Callable | None) -> None:
+        from .compat.convert import load_hparams_file
 
-    hparams = load_hparams_file(args.hparams) if args.hparams else None
-    path = api(args.out, args.vqvae, _given_priors(args), args.preset, hparams, args.artist_ids, args.genre_ids,
-               _dtype(args.dtype))
-    print(f"wrote bundle {path}")
+        hparams = load_hparams_file(args.hparams) if args.hparams else None
+        path = api(getattr(args, target), args.vqvae, _given_priors(args), args.preset, hparams, args.artist_ids,
+                   args.genre_ids, _dtype(args.dtype))
+        print(f"{done} {path}")
+    return run
 
 
 def _run_convert_hf(args: argparse.Namespace, api: Callable | None) -> None:
     print(f"wrote bundle {api(args.folder, args.out, _dtype(args.dtype))}")
-
-
-def _run_bundle_add(args: argparse.Namespace, api: Callable | None) -> None:
-    from .compat.convert import load_hparams_file
-
-    hparams = load_hparams_file(args.hparams) if args.hparams else None
-    path = api(args.bundle, args.vqvae, _given_priors(args), args.preset, hparams, args.artist_ids, args.genre_ids,
-               _dtype(args.dtype))
-    print(f"added to bundle {path}")
 
 
 def _run_codes_build(args: argparse.Namespace, api: Callable | None) -> None:
@@ -486,7 +480,7 @@ COMMANDS = [
     Command("convert-openai", "a bundle from original Jukebox checkpoint files (.pth.tar): all, or any of them",
             ".compat.convert:convert_openai", [*_original_files(), opt("--out", required=True,
                                                                         help="the new bundle's folder")],
-            _run_convert),
+            _from_original_files("out", "wrote bundle")),
     Command("convert-hf", "a bundle from the Hugging Face copy of a released model (transformers' Jukebox format: "
             "config.json, weights, vocab.json), without transformers", ".compat.hf:convert_hf", [
                 opt("folder", help="the downloaded model folder ('openjukebox download 1b_lyrics --source hf')"),
@@ -494,7 +488,7 @@ COMMANDS = [
                 opt("--out", required=True, help="the new bundle's folder")], _run_convert_hf),
     Command("bundle add", "add parts a bundle lacks, from original checkpoint files (.pth.tar)",
             ".compat.convert:add_to_bundle", [opt("bundle", help="the bundle's folder"), *_original_files()],
-            _run_bundle_add),
+            _from_original_files("bundle", "added to bundle")),
     Command("init", "write a model bundle with random weights (tests, benchmarks)", ".bundle:init_bundle", [
         opt("--preset", default="tiny", choices=_prior_presets, help="the priors' preset (with its VQ-VAE)"),
         opt("--out", required=True, help="the new bundle's folder"),
