@@ -128,7 +128,8 @@ def test_a_killed_extension_continues_to_the_same_candidates(bundle_dir, tmp_pat
                        "--device", "cpu").returncode == 0
     args = ["compose", "extend", "--seconds", 6, "--n", 2, "--device", "cpu", "--no-compile"]
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "openjukebox", *map(str, args[:2]), str(killed), *map(str, args[2:])],
+    command = [sys.executable, "-m", "openjukebox", *map(str, args[:2]), str(killed), *map(str, args[2:])]
+    proc = subprocess.Popen(command,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     partial = killed / "extensions" / "e1" / "level2.npz"

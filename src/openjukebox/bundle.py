@@ -6,6 +6,7 @@ converted one file at a time): what a job needs and the bundle lacks is named, w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from .prior.conditioning import Labels
 from .prior.config import PRESETS as PRIOR_PRESETS, prior_config_to_json, prior_preset
 from .prior.loading import load_prior
 from .prior.model import Prior, PriorConfig
-from .train.checkpoint import CONFIG_FILE, read_meta, resolve_checkpoint, write_model_dir
+from .train.checkpoint import CONFIG_FILE, WEIGHTS, read_meta, resolve_checkpoint, write_model_dir
 from .vqvae.config import VQVAEConfig, preset as vqvae_preset
 from .vqvae.loading import load_vqvae
 from .vqvae.model import VQVAE
@@ -49,6 +50,19 @@ class Bundle:
              ) -> Bundle:
         """The same as load_bundle."""
         return load_bundle(path, device, dtype)
+
+    def fingerprint(self) -> str:
+        """Which model this is, cheaply: a hash of each part's config and of the start and end of its weights file
+        (another training, conversion or storage type changes them), so that a run can refuse another model."""
+        digest = hashlib.sha256()
+        for part in sorted(p for p in self.path.iterdir() if (p / WEIGHTS).is_file()):
+            weights, size = part / WEIGHTS, (part / WEIGHTS).stat().st_size
+            digest.update(f"{part.name} {size}".encode() + (part / CONFIG_FILE).read_bytes())
+            with open(weights, "rb") as f:
+                digest.update(f.read(1 << 16))
+                f.seek(max(0, size - (1 << 16)))
+                digest.update(f.read(1 << 16))
+        return digest.hexdigest()[:16]
 
     def require(self, levels: list[int], vqvae: bool = True) -> None:
         """Refuse, naming what is missing and how to add it, unless the bundle has these levels' priors (and the

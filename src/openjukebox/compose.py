@@ -29,7 +29,7 @@ import numpy as np
 from .audio import SAVED_FORMATS, load_audio, save_audio
 from .bundle import Bundle, load_bundle
 from .errors import ConfigError
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, writer_lock
 from .devices import resolve_device
 from .jukebox import find_model
 from .sample.pipeline import REQUEST, sample
@@ -170,33 +170,34 @@ class Composition:
         is continued when asked again with the same arguments; `seed` (default: a new one) regenerates the
         candidates of the extension that used it."""
         parent, artist, genres, lyrics, start = self.plan(node, seconds, n, artist, genres, lyrics)
-        pending = self._pending(node, start + seconds, n, seed, artist, genres, lyrics)
-        name = pending or f"e{len(self.state.extensions) + 1}"
-        seed = seed if seed is not None else self.state.seed + len(self.state.extensions) + 1
-        if pending is not None:
-            seed = json.loads((self.folder / "extensions" / name / REQUEST).read_text())["seed"]
-        request = self._request(node, start + seconds, n, seed, artist, genres, lyrics)
-        run = self.folder / "extensions" / name
-        if pending is None:
-            self.state.extensions[name] = node
-            self._save()  # the name is taken before the run starts: a killed run is continued, not numbered again
-            shutil.rmtree(run, ignore_errors=True)
-            run.mkdir(parents=True)
-            atomic_write_text(run / REQUEST, json.dumps(asdict(request), indent=2) + "\n")
-            if parent is not None:  # primed with the parent's codes, which the pipeline continues
-                total = -(-round(request.duration * self.rate) // self.bundle.vqvae.hop_lengths[2])
-                primed = np.repeat(self.codes(parent.id)[None], n, axis=0)
-                with open(run / "level2.npz.tmp", "wb") as f:
-                    np.savez(f, codes=primed, total_tokens=np.array(total))
-                os.replace(run / "level2.npz.tmp", run / "level2.npz")
-        sample(self.bundle, run, request, progress, compile)
-        made = []
-        for row in range(n):
-            key = f"n{len(self.state.nodes) + 1}"
-            self.state.nodes[key] = Node(key, node, run.name, row, request.duration, seed, artist, genres, lyrics)
-            made.append(key)
-        self._save()
-        return made
+        with writer_lock(self.folder):  # one writer per composition
+            pending = self._pending(node, start + seconds, n, seed, artist, genres, lyrics)
+            name = pending or f"e{len(self.state.extensions) + 1}"
+            seed = seed if seed is not None else self.state.seed + len(self.state.extensions) + 1
+            if pending is not None:
+                seed = json.loads((self.folder / "extensions" / name / REQUEST).read_text())["seed"]
+            request = self._request(node, start + seconds, n, seed, artist, genres, lyrics)
+            run = self.folder / "extensions" / name
+            if pending is None:
+                self.state.extensions[name] = node
+                self._save()  # the name is taken before the run starts: a killed run is continued, not numbered again
+                shutil.rmtree(run, ignore_errors=True)
+                run.mkdir(parents=True)
+                atomic_write_text(run / REQUEST, json.dumps(asdict(request), indent=2) + "\n")
+                if parent is not None:  # primed with the parent's codes, which the pipeline continues
+                    total = -(-round(request.duration * self.rate) // self.bundle.vqvae.hop_lengths[2])
+                    primed = np.repeat(self.codes(parent.id)[None], n, axis=0)
+                    with open(run / "level2.npz.tmp", "wb") as f:
+                        np.savez(f, codes=primed, total_tokens=np.array(total))
+                    os.replace(run / "level2.npz.tmp", run / "level2.npz")
+            sample(self.bundle, run, request, progress, compile)
+            made = []
+            for row in range(n):
+                key = f"n{len(self.state.nodes) + 1}"
+                self.state.nodes[key] = Node(key, node, run.name, row, request.duration, seed, artist, genres, lyrics)
+                made.append(key)
+            self._save()
+            return made
 
     def plan(self, node: str | None, seconds: float, n: int, artist: str | None = None,
              genres: list[str] | None = None, lyrics: str | None = None
@@ -223,17 +224,18 @@ class Composition:
 
     def upsample(self, node: str | None = None, progress: bool = True, compile: bool | str = "auto") -> list[Path]:
         """Levels 1 and 0 of the path to `node` (default: the chosen one); resumable. Returns the files written."""
-        n = self.node(self._chosen(node))
-        out = self.folder / "finished" / n.id
-        request = self._request(n.parent, n.seconds, 1, n.seed, n.artist, n.genres, n.lyrics, levels=[2, 1, 0])
-        if not (out / REQUEST).is_file():
-            out.mkdir(parents=True, exist_ok=True)
-            codes = self.codes(n.id)[None]
-            with open(out / "level2.npz.tmp", "wb") as f:
-                np.savez(f, codes=codes, total_tokens=np.array(codes.shape[1]))
-            os.replace(out / "level2.npz.tmp", out / "level2.npz")
-            atomic_write_text(out / REQUEST, json.dumps(asdict(request), indent=2) + "\n")
-        return sample(self.bundle, out, request, progress, compile)
+        with writer_lock(self.folder):  # one writer per composition
+            n = self.node(self._chosen(node))
+            out = self.folder / "finished" / n.id
+            request = self._request(n.parent, n.seconds, 1, n.seed, n.artist, n.genres, n.lyrics, levels=[2, 1, 0])
+            if not (out / REQUEST).is_file():
+                out.mkdir(parents=True, exist_ok=True)
+                codes = self.codes(n.id)[None]
+                with open(out / "level2.npz.tmp", "wb") as f:
+                    np.savez(f, codes=codes, total_tokens=np.array(codes.shape[1]))
+                os.replace(out / "level2.npz.tmp", out / "level2.npz")
+                atomic_write_text(out / REQUEST, json.dumps(asdict(request), indent=2) + "\n")
+            return sample(self.bundle, out, request, progress, compile)
 
     def export(self, path: str | os.PathLike, node: str | None = None) -> Path:
         """The finished song of `node` (default: the chosen one) at `path`: .wav, .flac, .ogg or .mp3; where the

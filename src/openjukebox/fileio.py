@@ -7,6 +7,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
 from .errors import ConfigError
 
 
@@ -69,3 +74,28 @@ def new_output_dir(out: str | os.PathLike) -> Path:
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out}: exists and is not empty; choose a new --out")
     return out
+
+
+@contextlib.contextmanager
+def writer_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold `folder` as its one writer: a second process asking for it is refused in one line. The lock is the
+    kernel's (flock on the folder itself), so it leaves no file behind and a process that dies releases it. A
+    folder made for the lock is removed again if the work fails before writing anything into it."""
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if fcntl is not None:  # POSIX; elsewhere there is no lock to take
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ConfigError(f"{folder}: another openjukebox process is writing here; wait for it to finish "
+                                  "or use another folder") from None
+        yield
+    except BaseException:
+        if created and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+    finally:
+        os.close(fd)

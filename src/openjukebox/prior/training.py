@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -15,7 +16,7 @@ from torch import nn
 from .. import distributed
 from ..config_file import ConfigSource, differences
 from ..errors import ConfigError, DataError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, writer_lock
 from ..labels import VOCAB_FILE, LabelEncoder
 from ..lyrics.text import lyrics_window, vocabulary_of_size
 from ..lyrics.timing import TimedLyrics, anchors_from_json, encode_timed
@@ -121,48 +122,51 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
         config = with_config_file(prior_preset(preset, level, c.codebook_size, c.hop_lengths[level],
                                                c.sample_rate, len(cache.labels.artists), len(cache.labels.genres),
                                                cache.max_genres()), source)
+    settings = TrainSettings(steps=steps, batch_size=batch_size, learning_rate=lr, save_every=save_every, seed=seed,
+                             progress=progress)  # checked before anything is written
     for clip in range(len(c.clips)):  # every clip's names known to the run, before anything is written
         cache.label_ids(clip, config.max_genres)
     if lyrics_jitter and not 0 < lyrics_jitter <= config.n_tokens // 2:
         raise ConfigError(f"lyrics_jitter (--lyrics-jitter) {lyrics_jitter}: " + (
             f"it must be between 0 and half the lyrics window ({config.n_tokens // 2} characters)"
             if config.n_tokens else "only a lyrics prior reads lyrics"))
-    if distributed.is_main():
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / CONFIG_FILE, prior_config_to_json(config))
-        cache.labels.save(out)
-    if checkpoint_activations:
-        config = dataclasses.replace(config, transformer=dataclasses.replace(config.transformer,
-                                                                              checkpoint_activations=True))
-    torch.manual_seed(seed)
-    prior = Prior(config)
-    if latest_checkpoint(out) is None and (out / INITIAL).is_dir():
-        prior.load_saved_state(load_weights(out / INITIAL))
-    lyrics = encoded_lyrics(cache, config)
-    settings = TrainSettings(steps=steps, batch_size=batch_size, learning_rate=lr, save_every=save_every, seed=seed,
-                             progress=progress)
-    upsampler = level < 2
+    with contextlib.ExitStack() as hold:
+        if distributed.is_main():  # one writer per run directory, until training ends
+            hold.enter_context(writer_lock(out))
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out / CONFIG_FILE, prior_config_to_json(config))
+            cache.labels.save(out)
+        if checkpoint_activations:
+            config = dataclasses.replace(config, transformer=dataclasses.replace(config.transformer,
+                                                                                  checkpoint_activations=True))
+        torch.manual_seed(seed)
+        prior = Prior(config)
+        if latest_checkpoint(out) is None and (out / INITIAL).is_dir():
+            prior.load_saved_state(load_weights(out / INITIAL))
+        lyrics = encoded_lyrics(cache, config)
+        upsampler = level < 2
 
-    def next_batch(step: int) -> PriorBatch:
-        generator = np.random.default_rng([seed, step, distributed.rank()])
-        return sample_windows(cache, level, config.n_ctx, batch_size, generator, upsampler,
-                              config.max_genres, lyrics, config.n_tokens, lyrics_jitter)
+        def next_batch(step: int) -> PriorBatch:
+            generator = np.random.default_rng([seed, step, distributed.rank()])
+            return sample_windows(cache, level, config.n_ctx, batch_size, generator, upsampler,
+                                  config.max_genres, lyrics, config.n_tokens, lyrics_jitter)
 
-    def compute_loss(model: nn.Module, batch: PriorBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        device = next(model.parameters()).device
-        upper = None if batch.upper is None else batch.upper.to(device)
-        codes, labels = batch.codes.to(device), batch.labels.to(device)
-        # Through model(...), not a method of the prior, so that DDP's forward hooks see the call.
-        if not config.n_tokens:
-            loss = prior.codes_loss(model(codes, labels, upper), codes)
-            return loss, {"nats_per_token": loss.item(), "bits_per_token": loss.item() / np.log(2)}
-        logits, lyric_logits = model(codes, labels, upper, with_lyrics=True)
-        codes_loss, lyrics_loss = prior.codes_loss(logits, codes), next_token_loss(lyric_logits, labels.lyrics)
-        return prior.training_loss(codes_loss, lyrics_loss), {
-            "nats_per_token": codes_loss.item(), "bits_per_token": codes_loss.item() / np.log(2),
-            "lyrics_nats_per_token": lyrics_loss.item()}
+        def compute_loss(model: nn.Module, batch: PriorBatch) -> tuple[torch.Tensor, dict[str, float]]:
+            device = next(model.parameters()).device
+            upper = None if batch.upper is None else batch.upper.to(device)
+            codes, labels = batch.codes.to(device), batch.labels.to(device)
+            # Through model(...), not a method of the prior, so that DDP's forward hooks see the call.
+            if not config.n_tokens:
+                loss = prior.codes_loss(model(codes, labels, upper), codes)
+                return loss, {"nats_per_token": loss.item(), "bits_per_token": loss.item() / np.log(2)}
+            logits, lyric_logits = model(codes, labels, upper, with_lyrics=True)
+            codes_loss, lyrics_loss = prior.codes_loss(logits, codes), next_token_loss(lyric_logits, labels.lyrics)
+            return prior.training_loss(codes_loss, lyrics_loss), {
+                "nats_per_token": codes_loss.item(), "bits_per_token": codes_loss.item() / np.log(2),
+                "lyrics_nats_per_token": lyrics_loss.item()}
 
-    return train(out, prior, settings, "prior", {CONFIG_FILE: prior_config_to_json(config),
-                                                 VOCAB_FILE: (out / VOCAB_FILE).read_text() if distributed.is_main() else ""},
-                 next_batch, compute_loss, None, progress_keys=("nats_per_token",), weights_of=Prior.saved_state,
-                 fsdp_units=list(prior.transformer.blocks) if fsdp else None)
+        files = {CONFIG_FILE: prior_config_to_json(config),
+                 VOCAB_FILE: (out / VOCAB_FILE).read_text() if distributed.is_main() else ""}
+        return train(out, prior, settings, "prior", files,
+                     next_batch, compute_loss, None, progress_keys=("nats_per_token",), weights_of=Prior.saved_state,
+                     fsdp_units=list(prior.transformer.blocks) if fsdp else None)

@@ -8,6 +8,7 @@ and the window's start, the result equals an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from .. import distributed
 from ..audio import AUDIO_EXTENSIONS, load_audio, save_audio
 from ..bundle import Bundle
 from ..errors import ConfigError
-from ..fileio import atomic_path, atomic_write_text
+from ..fileio import atomic_path, atomic_write_text, writer_lock
 from ..lyrics.text import lyrics_window, vocabulary_of_size
 from ..lyrics.timing import TimedLyrics, encode_timed
 from ..prior.conditioning import Labels
@@ -108,6 +109,25 @@ def align_audio(bundle: Bundle, audio_path: str | os.PathLike, lyrics: str, out_
     return _align(prior, codes, labels, request, out, total_length, rate, ["lyrics"], layer, head)
 
 
+MODEL = "model.json"  # which model's codes the output folder holds
+
+
+def _check_model(out: Path, bundle: Bundle) -> None:
+    """Record the model a run samples with, or refuse to continue it with another (its codes would mix)."""
+    mine = {"fingerprint": f"{bundle.fingerprint()} {bundle.dtype or 'float32'}", "path": str(bundle.path)}
+    path = out / MODEL
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError):
+            raise ConfigError(f"{path}: corrupt; it says which model this run samples with") from None
+        if saved.get("fingerprint") != mine["fingerprint"]:
+            raise ConfigError(f"{out}: was sampled with another model ({saved.get('path')}); continue it with that "
+                              "--model, or use another --out")
+    else:
+        atomic_write_text(path, json.dumps(mine, indent=2) + "\n")
+
+
 def _level_path(out: Path, level: int) -> Path:
     return out / f"level{level}.npz"
 
@@ -176,51 +196,53 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     labels = {level: _labels_for(bundle, request, song_length, level) for level in request.levels}
     prompts = _prompt_codes(bundle, request)  # every input is checked before anything is written
     main = distributed.is_main()
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(saved, json.dumps(asdict(request), indent=2) + "\n")
-    rows = slice(share.start, share.stop)
-    written = []
-    upper = None
-    for level in request.levels:
-        prior = bundle.prior(level)
-        device = prior.pos_emb.device
-        total = top_tokens * vq.hop_lengths[2] // vq.hop_lengths[level]
-        # Read by the first process alone, which may already be writing it when another gets here.
-        done = distributed.all_gather_objects(_load_codes(_level_path(out, level)) if main else None)[0]
-        start_codes = done if done is not None else (prompts[level] if prompts else None)
-        bar = tqdm(total=total, initial=0 if start_codes is None else start_codes.shape[1], unit="tok",
-                   desc=f"level {level}", disable=not (progress and main), dynamic_ncols=True)
+    with contextlib.ExitStack() as hold:
+        if main:  # one writer per output folder; the codes are checked against the model that drew them
+            hold.enter_context(writer_lock(out))
+            _check_model(out, bundle)
+            atomic_write_text(saved, json.dumps(asdict(request), indent=2) + "\n")
+        rows = slice(share.start, share.stop)
+        written = []
+        upper = None
+        for level in request.levels:
+            prior = bundle.prior(level)
+            device = prior.pos_emb.device
+            total = top_tokens * vq.hop_lengths[2] // vq.hop_lengths[level]
+            # Read by the first process alone, which may already be writing it when another gets here.
+            done = distributed.all_gather_objects(_load_codes(_level_path(out, level)) if main else None)[0]
+            start_codes = done if done is not None else (prompts[level] if prompts else None)
+            bar = tqdm(total=total, initial=0 if start_codes is None else start_codes.shape[1], unit="tok",
+                       desc=f"level {level}", disable=not (progress and main), dynamic_ncols=True)
 
-        def save(codes: torch.Tensor, level: int = level, total: int = total, bar: tqdm = bar) -> None:
+            def save(codes: torch.Tensor, level: int = level, total: int = total, bar: tqdm = bar) -> None:
+                everyone = torch.cat(distributed.all_gather_objects(codes.cpu()))
+                if main:
+                    _save_codes(_level_path(out, level), everyone, total)
+                bar.update(min(codes.shape[1], total) - bar.n)
+
+            if start_codes is None or start_codes.shape[1] < total:
+                codes = sample_level(prior, total, _rows_of(labels[level], rows), seed=request.seed * 3 + level,
+                                     prompt=None if start_codes is None else start_codes[rows],
+                                     upper_codes=upper, hop_fraction=request.hop_fraction, filters=request.filters(),
+                                     batch=len(share), sample_ids=torch.arange(share.start, share.stop),
+                                     compile=compile, on_window=save)
+            else:
+                codes = start_codes[rows].to(device)
+            bar.close()
+            upper = codes
             everyone = torch.cat(distributed.all_gather_objects(codes.cpu()))
-            if main:
-                _save_codes(_level_path(out, level), everyone, total)
-            bar.update(min(codes.shape[1], total) - bar.n)
-
-        if start_codes is None or start_codes.shape[1] < total:
-            codes = sample_level(prior, total, _rows_of(labels[level], rows), seed=request.seed * 3 + level,
-                                 prompt=None if start_codes is None else start_codes[rows],
-                                 upper_codes=upper, hop_fraction=request.hop_fraction, filters=request.filters(),
-                                 batch=len(share), sample_ids=torch.arange(share.start, share.stop),
-                                 compile=compile, on_window=save)
-        else:
-            codes = start_codes[rows].to(device)
-        bar.close()
-        upper = codes
-        everyone = torch.cat(distributed.all_gather_objects(codes.cpu()))
-        if not main:
-            continue
-        with torch.no_grad():
-            audio = vq.decode(everyone.to(next(vq.parameters()).device), level, dtype=bundle.dtype)
-            audio = audio[..., :n_samples].cpu().numpy()
-        for i in range(request.n):
-            written.append(save_audio(out / f"sample-{i}-level{level}.wav", audio[i], rate))
-        stems = [f"sample-{i}-lyrics" for i in range(request.n)]
-        if level == 2 and request.lyrics and prior.config.n_tokens and \
-                not all((out / f"{stem}.json").is_file() for stem in stems):  # done by an earlier run: same codes
-            written += _align(prior, everyone.to(device), labels[2], request, out, song_length, rate, stems)
-    return written
+            if not main:
+                continue
+            with torch.no_grad():
+                audio = vq.decode(everyone.to(next(vq.parameters()).device), level, dtype=bundle.dtype)
+                audio = audio[..., :n_samples].cpu().numpy()
+            for i in range(request.n):
+                written.append(save_audio(out / f"sample-{i}-level{level}.wav", audio[i], rate))
+            stems = [f"sample-{i}-lyrics" for i in range(request.n)]
+            if level == 2 and request.lyrics and prior.config.n_tokens and \
+                    not all((out / f"{stem}.json").is_file() for stem in stems):  # done by an earlier run: same codes
+                written += _align(prior, everyone.to(device), labels[2], request, out, song_length, rate, stems)
+        return written
 
 
 def _rows_of(labels: Labels | Callable[[int], Labels] | None, rows: slice):

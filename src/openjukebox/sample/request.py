@@ -7,6 +7,7 @@ help stays fast.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,8 +82,15 @@ class SampleRequest:
             self.prompt = os.path.abspath(self.prompt)
 
     def check(self) -> None:
+        """Every value in range (NaN and infinity refused by name), before anything is written."""
+        for name in ("duration", "prompt_seconds", "hop_fraction", "temperature", "top_p", "song_seconds"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"{name} (--{name.replace('_', '-')}) must be a finite number, got {value}")
         if not self.duration > 0:
             raise ConfigError(f"duration (--duration) must be positive, got {self.duration}")
+        if not 0 < self.hop_fraction <= 1:
+            raise ConfigError(f"hop_fraction (--hop-fraction) must be in (0, 1], got {self.hop_fraction}")
         if self.n <= 0:
             raise ConfigError(f"n (--n) must be positive, got {self.n}")
         if not self.levels or self.levels != list(range(2, 2 - len(self.levels), -1)):

@@ -48,7 +48,8 @@ class TrainSettings:
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "save_every"):
             if getattr(self, name) <= 0:
-                raise OpenJukeboxError(f"{name} (--{name.replace('_', '-')}) must be positive, got {getattr(self, name)}")
+                raise OpenJukeboxError(f"{name} (--{name.replace('_', '-')}) must be positive, "
+                                       f"got {getattr(self, name)}")
         if not self.learning_rate > 0 or not math.isfinite(self.learning_rate):
             raise OpenJukeboxError(f"lr (--lr) must be a positive number, got {self.learning_rate}")
 

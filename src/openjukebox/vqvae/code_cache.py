@@ -18,6 +18,7 @@ from ..codes import CodedClip, CodesFile, pad_levels, load_codes, save_codes
 from ..data.dataset import AudioFolder
 from ..devices import resolve_device
 from ..errors import DataError
+from ..fileio import writer_lock
 from ..labels import LabelEncoder, split_genres
 from .loading import load_vqvae
 
@@ -47,26 +48,27 @@ def build_code_cache(vqvae: str | os.PathLike, data: str | os.PathLike, out: str
     checkpoint `vqvae`, into the folder `out`. `device` "auto": the GPU when there is one."""
     out, device = Path(out), resolve_device(device)
     model, _ = load_vqvae(vqvae, device)
-    folder = AudioFolder(data, model.config.sample_rate, out / "audio-cache", metadata)
-    rows: list[list[np.ndarray]] = [[] for _ in range(model.config.levels)]
-    clips = []
-    for i, file in enumerate(folder.files):
-        audio = torch.from_numpy(np.asarray(folder.array(i), dtype=np.float32).mean(0, keepdims=True))[None]
-        for level, codes in enumerate(model.encode(audio.to(device))):
-            rows[level].append(codes[0].cpu().numpy())
-        labels = {"artist": file.artist, "genre": file.genre, "lyrics": file.lyrics}
-        if file.lyrics_timing:
-            labels["lyrics_timing"] = file.lyrics_timing
-        clips.append(CodedClip(source=file.path, offset=0.0, duration=file.length / model.config.sample_rate,
-                               length=file.length, labels=labels))
-    levels = pad_levels(rows)
-    codes = CodesFile(levels, clips, model.config.sample_rate, model.hop_lengths, model.config.codebook_size,
-                      model.fingerprint())
-    labels = LabelEncoder.from_names((c.labels["artist"] for c in clips),
-                                     (g for c in clips for g in split_genres(c.labels["genre"])))
-    save_codes(out / CODES, codes)
-    labels.save(out)
-    return CodeCache(codes, labels)
+    with writer_lock(out):  # one writer per code cache
+        folder = AudioFolder(data, model.config.sample_rate, out / "audio-cache", metadata)
+        rows: list[list[np.ndarray]] = [[] for _ in range(model.config.levels)]
+        clips = []
+        for i, file in enumerate(folder.files):
+            audio = torch.from_numpy(np.asarray(folder.array(i), dtype=np.float32).mean(0, keepdims=True))[None]
+            for level, codes in enumerate(model.encode(audio.to(device))):
+                rows[level].append(codes[0].cpu().numpy())
+            labels = {"artist": file.artist, "genre": file.genre, "lyrics": file.lyrics}
+            if file.lyrics_timing:
+                labels["lyrics_timing"] = file.lyrics_timing
+            clips.append(CodedClip(source=file.path, offset=0.0, duration=file.length / model.config.sample_rate,
+                                   length=file.length, labels=labels))
+        levels = pad_levels(rows)
+        codes = CodesFile(levels, clips, model.config.sample_rate, model.hop_lengths, model.config.codebook_size,
+                          model.fingerprint())
+        labels = LabelEncoder.from_names((c.labels["artist"] for c in clips),
+                                         (g for c in clips for g in split_genres(c.labels["genre"])))
+        save_codes(out / CODES, codes)
+        labels.save(out)
+        return CodeCache(codes, labels)
 
 
 def load_code_cache(path: str | os.PathLike) -> CodeCache:

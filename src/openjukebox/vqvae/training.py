@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -16,7 +17,7 @@ from .. import distributed
 from ..data.dataset import AudioFolder, Batch
 from ..config_file import ConfigSource, differences
 from ..errors import ConfigError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, writer_lock
 from ..train.checkpoint import CONFIG_FILE
 from ..train.loop import TrainSettings, train
 from .config import VQVAEConfig, preset as vqvae_preset, with_config_file
@@ -37,7 +38,8 @@ def _run_config(out: Path, preset: str, source: ConfigSource | None, overrides: 
         raise ConfigError(f"{out}: holds a run of preset '{saved.get('preset')}', not '{preset}'; "
                           f"use the same --preset to resume or another --out")
     config = VQVAEConfig.load(out / CONFIG_FILE)
-    changed = differences(config.to_dict(), dataclasses.replace(with_config_file(config, source), **overrides).to_dict())
+    requested = dataclasses.replace(with_config_file(config, source), **overrides)
+    changed = differences(config.to_dict(), requested.to_dict())
     if changed:
         raise ConfigError(f"{out}: the run was trained with other settings ({'; '.join(changed)}); "
                           f"resume without them or use another --out")
@@ -78,26 +80,29 @@ def train_vqvae(data: str | os.PathLike, out: str | os.PathLike, preset: str = "
     config = _run_config(out, preset, config, config_overrides)
     settings = TrainSettings(steps=steps, batch_size=batch_size, learning_rate=config.learning_rate if lr is None else lr,
                              save_every=save_every, eval_every=eval_every, seed=seed, progress=progress)
-    cache = out / "cache"
-    dataset = AudioFolder(data, config.sample_rate, cache, metadata)
-    eval_set = AudioFolder(eval_data, config.sample_rate, cache, None) if eval_data else dataset
-    if distributed.is_main():
-        out.mkdir(parents=True, exist_ok=True)
-        config.save(out / CONFIG_FILE)
-        atomic_write_text(out / RUN_FILE, json.dumps({"preset": preset, "data": str(data)}, indent=2) + "\n")
-    if dataset.lengths.max() < config.sample_length:
-        warnings.warn(f"{data}: every file is shorter than one training crop "
-                      f"({config.sample_length / config.sample_rate:.2f}s); crops are padded with silence",
-                      stacklevel=2)
-    torch.manual_seed(seed)  # the same seed gives the same initial weights, so runs are reproducible on CPU
-    model = VQVAE(config)
+    with contextlib.ExitStack() as hold:
+        if distributed.is_main():  # one writer per run directory, until training ends
+            hold.enter_context(writer_lock(out))
+        cache = out / "cache"
+        dataset = AudioFolder(data, config.sample_rate, cache, metadata)
+        eval_set = AudioFolder(eval_data, config.sample_rate, cache, None) if eval_data else dataset
+        if distributed.is_main():
+            out.mkdir(parents=True, exist_ok=True)
+            config.save(out / CONFIG_FILE)
+            atomic_write_text(out / RUN_FILE, json.dumps({"preset": preset, "data": str(data)}, indent=2) + "\n")
+        if dataset.lengths.max() < config.sample_length:
+            warnings.warn(f"{data}: every file is shorter than one training crop "
+                          f"({config.sample_length / config.sample_rate:.2f}s); crops are padded with silence",
+                          stacklevel=2)
+        torch.manual_seed(seed)  # the same seed gives the same initial weights, so runs are reproducible on CPU
+        model = VQVAE(config)
 
-    def next_batch(step: int) -> Batch:
-        generator = np.random.default_rng([seed, step, distributed.rank()])
-        return dataset.sample_batch(batch_size, config.sample_length, generator, train=True)
+        def next_batch(step: int) -> Batch:
+            generator = np.random.default_rng([seed, step, distributed.rank()])
+            return dataset.sample_batch(batch_size, config.sample_length, generator, train=True)
 
-    def evaluate(m: nn.Module) -> dict[str, float]:
-        return flatten_metrics(evaluate_vqvae(m, eval_set, windows_per_file=2))
+        def evaluate(m: nn.Module) -> dict[str, float]:
+            return flatten_metrics(evaluate_vqvae(m, eval_set, windows_per_file=2))
 
-    return train(out, model, settings, "vqvae", {CONFIG_FILE: config.to_json()}, next_batch, vqvae_loss, evaluate,
-                 progress_keys=("loss", "sc_db", "usage"))
+        return train(out, model, settings, "vqvae", {CONFIG_FILE: config.to_json()}, next_batch, vqvae_loss, evaluate,
+                     progress_keys=("loss", "sc_db", "usage"))
