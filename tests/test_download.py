@@ -30,7 +30,9 @@ class FakeBucket:
 
     def __init__(self) -> None:
         rng = random.Random(0)
-        self.files = {entry.path: rng.randbytes(200_000 + 1_000 * i) for i, entry in enumerate(FILES.values())}
+        # Random bytes behind a zip archive's signature, as a torch checkpoint begins.
+        self.files = {entry.path: b"PK\x03\x04" + rng.randbytes(200_000 + 1_000 * i)
+                      for i, entry in enumerate(FILES.values())}
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
         self.cut_at: dict[str, int] = {}  # path -> body bytes sent before dropping the connection, once
         self.ignore_range = False
@@ -282,3 +284,12 @@ def test_the_hugging_face_copy_is_fetched_with_every_shard_its_index_names(bucke
                              "vocab.json", "model.safetensors.index.json", "pytorch_model.bin.index.json"]
     with pytest.raises(ConfigError, match="unknown model on the Hugging Face Hub '5b'"):
         download.download_hf("5b")
+
+
+def test_a_web_page_instead_of_a_checkpoint_is_not_kept(bucket, tmp_path):
+    """A mirror or captive portal answering 200 with HTML: refused, nothing kept under the checkpoint's name."""
+    bucket.files["5b/vqvae.pth.tar"] = b"<!DOCTYPE html><html>sign in</html>"
+    with pytest.raises(DownloadError) as error:
+        download_file("vqvae")
+    assert "something other than a checkpoint" in one_line(error)
+    assert not list((tmp_path / "cache" / "5b").glob("vqvae.pth.tar*"))

@@ -112,3 +112,100 @@ def test_a_second_writer_of_an_output_folder_is_refused(command, bundles, tmp_pa
         error = assert_fails(run_cli(*args))
     assert "another openjukebox process is writing here" in error
     assert snapshot(out) == before
+
+
+# ---------------------------------------------------------------------------------------- hostile files
+
+
+def wav_claiming(path: Path, rate: int, frames: int, present: int) -> Path:
+    """A 16-bit mono WAV whose header announces `frames` samples at `rate` Hz, of which `present` follow."""
+    data = frames * 2
+    header = (b"RIFF" + (36 + data).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
+              + (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + rate.to_bytes(4, "little")
+              + (rate * 2).to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
+              + b"data" + data.to_bytes(4, "little"))
+    path.write_bytes(header + bytes(present * 2))
+    return path
+
+
+@pytest.mark.parametrize("make, mentions", [
+    (lambda d: wav_claiming(d / "cut.wav", 16000, 16000 * 8, 16000 * 2), "truncated"),
+    (lambda d: wav_claiming(d / "slow.wav", 1, 2000, 2000), "1 Hz"),
+])
+def test_audio_whose_header_lies_is_refused(make, mentions, tmp_path, tiny_run):
+    song = make(tmp_path)
+    error = assert_fails(run_cli("vqvae", "encode", song, "--model", tiny_run, "--out", tmp_path / "c.npz"))
+    assert mentions in error and not (tmp_path / "c.npz").exists()
+
+
+def test_text_files_and_lyrics_beyond_any_song_are_refused(bundles, tmp_path):
+    huge = tmp_path / "huge.txt"
+    huge.write_bytes(b"la " * (6 * 2**20))  # 18 MiB
+    long = tmp_path / "long.txt"
+    long.write_text("la " * 10_000)  # 30 000 characters
+    for lyrics, mentions in ((huge, "too large for a lyrics"), (long, "a song sings at most")):
+        error = assert_fails(run_cli(*SAMPLE, "--model", bundles[0], "--lyrics-file", lyrics,
+                                     "--out", tmp_path / "out"))
+        assert mentions in error and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("damage", ["request.json", "level2.npz"])
+def test_a_damaged_sampling_folder_is_refused_not_continued(damage, bundles, tmp_path):
+    out = tmp_path / "out"
+    assert run_cli(*SAMPLE, "--model", bundles[0], "--out", out).returncode == 0
+    (out / damage).write_bytes(b"[1, 2" if damage.endswith(".json") else b"PK\x03\x04 not a zip")
+    before = snapshot(out)
+    error = assert_fails(run_cli(*SAMPLE, "--model", bundles[0], "--out", out))
+    assert f"{damage}: corrupt" in error and snapshot(out) == before
+
+
+def test_a_broken_cached_bundle_is_listed_as_broken_beside_the_others(bundles, tmp_path):
+    import shutil
+
+    cache = tmp_path / "cache"
+    shutil.copytree(bundles[0], cache / "good")
+    (cache / "bad").mkdir()
+    (cache / "bad" / "manifest.json").write_text("[]")
+    result = run_cli("models", "--cache", cache)
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if not line.startswith(" ")}
+    assert "broken" in lines["bad"] and "[bundle" in lines["good"]
+    error = assert_fails(run_cli(*SAMPLE, "--model", cache / "bad", "--out", tmp_path / "out"))
+    assert "corrupt bundle manifest" in error
+
+
+def test_an_interrupted_bundle_write_leaves_nothing_and_the_retry_succeeds(tmp_path, monkeypatch):
+    from openjukebox import bundle as bundle_module
+
+    real, calls = bundle_module.write_model_dir, []
+
+    def disk_full_on_the_second_part(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise bundle_module.CheckpointError(f"could not save {args[0]} (No space left on device)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bundle_module, "write_model_dir", disk_full_on_the_second_part)
+    with pytest.raises(bundle_module.CheckpointError, match="No space left on device.*nothing was left behind"):
+        init_bundle("tiny", tmp_path / "b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    monkeypatch.setattr(bundle_module, "write_model_dir", real)
+    init_bundle("tiny", tmp_path / "b")
+    assert (tmp_path / "b" / "manifest.json").is_file()
+
+
+def test_json_reports_are_json_even_on_silence(tmp_path, tiny_run):
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    (tmp_path / "quiet").mkdir()
+    sf.write(tmp_path / "quiet" / "silence.wav", np.zeros(32000, np.float32), 16000)
+    result = run_cli("vqvae", "eval", "--model", tiny_run, "--data", tmp_path / "quiet", "--json", "--cache",
+                     tmp_path / "cache")
+    assert result.returncode == 0, result.stderr
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+    json.loads(result.stdout, parse_constant=refuse)

@@ -47,9 +47,15 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, mono: bo
     path = Path(path)
     _check_exists(path)
     _check_ogg_complete(path)
+    _check_wav_complete(path)
     try:
         with _quiet_native_stderr():
+            if sf.info(str(path)).samplerate < MIN_SAMPLE_RATE:
+                raise AudioError(f"{path}: its header gives a sample rate of {sf.info(str(path)).samplerate} Hz, "
+                                 f"below {MIN_SAMPLE_RATE} Hz: not audio (a damaged header?)")
             data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except AudioError:
+        raise
     except Exception as e:
         raise AudioError(f"{path}: not a readable audio file ({_reason(e)})") from None
     if data.shape[0] == 0:
@@ -121,6 +127,29 @@ def _check_exists(path: Path) -> None:
         raise AudioError(f"{path}: is a directory, not an audio file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: the file is empty")
+
+
+MIN_SAMPLE_RATE = 1000  # Hz: below this a file is not audio (a damaged header), and resampling it costs minutes
+
+
+def _check_wav_complete(path: Path) -> None:
+    """Refuse a WAV file cut short: libsndfile would decode what is there as a shorter clip. Its header says how
+    many bytes of samples follow (the `data` chunk's size); fewer are in the file."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        size = f.seek(0, os.SEEK_END)
+        f.seek(12)
+        while (chunk := f.read(8)) and len(chunk) == 8:
+            length = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                present = size - f.tell()
+                if length != 0xFFFFFFFF and present < length:  # 0xFFFFFFFF: a streamed file of unknown length
+                    raise AudioError(f"{path}: the WAV file is truncated: its header announces {length} bytes of "
+                                     f"samples, {present} are present")
+                return
+            f.seek(length + (length & 1), os.SEEK_CUR)
 
 
 def _check_ogg_complete(path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,19 +128,36 @@ def write_bundle(out: Path, vqvae_config: VQVAEConfig, vqvae_weights: dict[str, 
     """Each model as a self-describing directory (the VQ-VAE's only when its weights are given, the priors that
     are given), then the manifest last: a bundle without one is incomplete, and adding parts to a bundle rewrites
     it after them. Weights are written one tensor at a time, cast to `dtype` if given. `extra`: more manifest
-    entries (such as `song_seconds`)."""
+    entries (such as `song_seconds`). A new bundle is written in a temporary folder renamed into place at the
+    end, so an interrupted or failed write leaves nothing behind and the retry finds the folder free."""
     steps = steps or {}
-    if vqvae_weights is not None:
-        write_model_dir(out / "vqvae", vqvae_weights, "vqvae", steps.get("vqvae", 0),
-                        {CONFIG_FILE: vqvae_config.to_json()}, cast=dtype)
-    for level, (config, weights) in priors.items():
-        write_model_dir(out / f"prior_{level}", weights, "prior", steps.get(f"prior_{level}", 0),
-                        {CONFIG_FILE: prior_config_to_json(config)}, cast=dtype)
-    manifest = {**(extra or {}), "format_version": FORMAT_VERSION, "kind": "bundle", "preset": preset,
-                **labels.to_json()}
-    if level_labels:
-        manifest["level_labels"] = {str(level): encoder.to_json() for level, encoder in sorted(level_labels.items())}
-    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    fresh = not (out / MANIFEST).exists()
+    target = out.parent / f".tmp-{out.name}-{os.getpid()}" if fresh else out
+    try:
+        if vqvae_weights is not None:
+            write_model_dir(target / "vqvae", vqvae_weights, "vqvae", steps.get("vqvae", 0),
+                            {CONFIG_FILE: vqvae_config.to_json()}, cast=dtype)
+        for level, (config, weights) in priors.items():
+            write_model_dir(target / f"prior_{level}", weights, "prior", steps.get(f"prior_{level}", 0),
+                            {CONFIG_FILE: prior_config_to_json(config)}, cast=dtype)
+        manifest = {**(extra or {}), "format_version": FORMAT_VERSION, "kind": "bundle", "preset": preset,
+                    **labels.to_json()}
+        if level_labels:
+            manifest["level_labels"] = {str(level): encoder.to_json()
+                                        for level, encoder in sorted(level_labels.items())}
+        atomic_write_text(target / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+        if fresh:
+            if out.is_dir():
+                out.rmdir()  # empty: new_output_dir refused anything else
+            os.replace(target, out)
+    except BaseException as e:
+        if fresh:
+            shutil.rmtree(target, ignore_errors=True)
+            if isinstance(e, (OSError, CheckpointError)):
+                reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).split("(")[-1].rstrip(")")
+                raise CheckpointError(f"{out}: could not write the bundle ({reason}); nothing was left "
+                                      "behind") from None
+        raise
     return out
 
 
@@ -186,6 +204,8 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu", dty
         raise CheckpointError(f"{path}: not a model bundle (no {MANIFEST}); make one with 'openjukebox init'") from None
     except (ValueError, UnicodeDecodeError):
         raise CheckpointError(f"{path}/{MANIFEST}: corrupt bundle manifest") from None
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{path}/{MANIFEST}: corrupt bundle manifest (not an object)")
     if manifest.get("kind") != "bundle" or manifest.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: bundle format {manifest.get('format_version')!r} is not supported")
     vqvae = load_vqvae(path / "vqvae", device)[0] if (path / "vqvae").is_dir() else None

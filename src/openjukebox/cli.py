@@ -15,6 +15,7 @@ import functools
 import importlib
 import inspect
 import json
+import math
 import os
 import re
 import sys
@@ -65,6 +66,19 @@ def _api_arguments(args: argparse.Namespace, api: Callable, command: Command) ->
     """The options that feed a parameter of `api`, by name."""
     params = inspect.signature(api).parameters
     return {o.param: getattr(args, o.param) for o in command.options if o.param in params}
+
+
+def _json(report: Any) -> str:
+    """One JSON line; a value that is not a finite number (NaN on silence, say) becomes null, as JSON has no NaN."""
+    def finite(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(v) for v in value]
+        return value
+    return json.dumps(finite(report), allow_nan=False)
 
 
 # ---- conversions shared by several commands -------------------------------------------------------------------
@@ -284,7 +298,7 @@ def _run_vqvae_eval(args: argparse.Namespace, api: Callable | None) -> None:
     report = {"step": step, "model": str(args.model), "data": str(args.data),
               **api(model, dataset, windows_per_file=args.windows_per_file)}
     if args.json:
-        print(json.dumps(report))
+        print(_json(report))
         return
     print(f"step {step}, {report['windows']} windows of {report['window_seconds']:.2f}s from {args.data}")
     print(f"{'level':>5} {'hop':>4} {'spectral conv. dB':>18} {'L2':>10} {'codebook usage':>15} {'perplexity':>10}")
@@ -304,7 +318,7 @@ def _run_prior_eval(args: argparse.Namespace, api: Callable | None) -> None:
         raise OpenJukeboxError(f"{args.model}: holds a level-{prior.config.level} prior, not level {args.level}")
     report = api(prior, load_evaluation_codes(args.codes, prior, vocab_file), args.windows)
     if args.json:
-        print(json.dumps(report))
+        print(_json(report))
         return
     print(f"level {report['level']}: {report['nats_per_token']:.3f} nats/token "
           f"({report['bits_per_second']:.0f} bits/s) vs unigram {report['unigram_nats_per_token']:.3f} nats/token "

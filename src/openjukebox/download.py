@@ -94,7 +94,8 @@ def download_file(name: str, cache: str | os.PathLike | None = None, progress: P
         raise _unknown("file", name, list(FILES))
     entry = FILES[name]
     dest = (Path(cache).expanduser().absolute() if cache is not None else cache_dir()) / entry.path
-    return fetch([base + entry.path for base in base_urls()], dest, name, progress, entry.size, entry.sha256)
+    return fetch([base + entry.path for base in base_urls()], dest, name, progress, entry.size, entry.sha256,
+                 starts=CHECKPOINT_STARTS)
 
 
 def download_hf(name: str, cache: str | os.PathLike | None = None, progress: Progress | None = None) -> Path:
@@ -129,10 +130,16 @@ def download_hf(name: str, cache: str | os.PathLike | None = None, progress: Pro
     raise SourcesUnreachable(f"no weights found for {HF_REPOS[name]} ({'; '.join(failures)})")
 
 
+# The first bytes of a torch checkpoint: a zip archive (torch ≥ 1.6) or a pickle (the legacy format). A mirror or
+# a captive portal answering with an HTML page is refused instead of being kept as a checkpoint.
+CHECKPOINT_STARTS = (b"PK\x03\x04", b"\x80")
+
+
 def fetch(urls: list[str], dest: Path, name: str, progress: Progress | None = None, size: int | None = None,
-          sha256: str | None = None) -> Path:
+          sha256: str | None = None, starts: tuple[bytes, ...] | None = None) -> Path:
     """`dest`, downloaded from the first of `urls` that answers unless it is already there (checked against
-    `size` when known); resumes a `.part` left by an earlier attempt and renames it only when whole."""
+    `size` when known); resumes a `.part` left by an earlier attempt and renames it only when whole, and, with
+    `starts`, only when it begins with one of those byte strings."""
     if dest.is_file():
         if size is not None and dest.stat().st_size != size:
             raise DownloadError(f"{dest}: {dest.stat().st_size} bytes, expected {size}; delete it to download it again")
@@ -147,6 +154,13 @@ def fetch(urls: list[str], dest: Path, name: str, progress: Progress | None = No
             raise DownloadError(f"{url}: the server offers {total} bytes, expected {size}; not downloaded")
         done, digest = _receive(response, part, start, total, name, url, progress)
     _check(part, done, total, digest, size, sha256, url)
+    if starts is not None:
+        with open(part, "rb") as f:
+            head = f.read(16)
+        if not head.startswith(starts):
+            part.unlink()
+            raise DownloadError(f"{url}: the server sent something other than a checkpoint (it begins "
+                                f"{head[:12]!r}); discarded it")
     fsync_file(part)
     os.replace(part, dest)
     fsync_dir(dest.parent)

@@ -52,10 +52,17 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+MAX_TEXT_BYTES = 16 * 2**20  # a user's text file (lyrics, configs, id tables): far more than any real one holds
+
+
 def read_utf8(path: str | os.PathLike, what: str) -> str:
-    """A user's UTF-8 text file (a byte-order mark dropped), or one line saying why it cannot be read."""
+    """A user's UTF-8 text file (a byte-order mark dropped), or one line saying why it cannot be read; a file
+    larger than MAX_TEXT_BYTES is refused before it is read, so that memory stays bounded."""
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size > MAX_TEXT_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size / 2**20:.0f} MiB is too large for a {what} (at most "
+                              f"{MAX_TEXT_BYTES // 2**20} MiB)")
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such {what}") from None

@@ -65,14 +65,15 @@ def _size(path: Path) -> float:
 
 
 def _bundle_info(name: str, path: Path, kind: str) -> ModelInfo:
+    """A bundle's entry; a broken one is listed as broken, with why, rather than hiding the others."""
     try:
         manifest = json.loads((path / MANIFEST).read_text())
-    except (OSError, ValueError):
-        raise CheckpointError(f"{path}/{MANIFEST}: missing or corrupt bundle manifest") from None
-    table = manifest.get("label_table") or {}
-    artists = manifest.get("artists") or sorted(table.get("artists", {}))
-    genres = manifest.get("genres") or sorted(table.get("genres", {}))
-    return ModelInfo(name, path, kind, list(artists), list(genres), _size(path))
+        table = manifest.get("label_table") or {}
+        artists = [str(a) for a in manifest.get("artists") or sorted(table.get("artists", {}))]
+        genres = [str(g) for g in manifest.get("genres") or sorted(table.get("genres", {}))]
+    except (OSError, ValueError, AttributeError, TypeError) as e:
+        return ModelInfo(name, path, f"broken: unreadable {MANIFEST} ({type(e).__name__})", megabytes=_size(path))
+    return ModelInfo(name, path, kind, artists, genres, _size(path))
 
 
 def embedded_model() -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -139,10 +140,17 @@ def _save_codes(path: Path, codes: torch.Tensor, total: int) -> None:
 
 
 def _load_codes(path: Path) -> torch.Tensor | None:
+    """A level's saved codes (samples, tokens), or None; a damaged file is refused by name, never continued."""
     if not path.is_file():
         return None
-    with np.load(path, allow_pickle=False) as data:
-        return torch.from_numpy(data["codes"])
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            codes = data["codes"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise ConfigError(f"{path}: corrupt saved codes ({type(e).__name__}); use another --out") from None
+    if codes.ndim != 2 or codes.dtype.kind not in "iu" or (codes.size and codes.min() < 0):
+        raise ConfigError(f"{path}: corrupt saved codes (shape {codes.shape}, {codes.dtype}); use another --out")
+    return torch.from_numpy(codes)
 
 
 def _prompt_codes(bundle: Bundle, request: SampleRequest) -> list[torch.Tensor] | None:
@@ -179,8 +187,13 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     saved = out / REQUEST
     if saved.is_file():
         # Compared as saved (tuples become lists); fields added since an older run was saved take their defaults.
-        previous = json.loads(json.dumps({**asdict(SampleRequest(duration=request.duration)),
-                                          **json.loads(saved.read_text())}))
+        try:
+            recorded = json.loads(saved.read_text())
+            if not isinstance(recorded, dict):
+                raise ValueError("not an object")
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{saved}: corrupt sampling request ({e}); use another --out") from None
+        previous = json.loads(json.dumps({**asdict(SampleRequest(duration=request.duration)), **recorded}))
         mine = json.loads(json.dumps(asdict(request)))
         differing = [k for k in mine if k != "levels" and previous.get(k) != mine[k]]
         if differing:

@@ -15,6 +15,9 @@ from typing import Any
 from ..errors import ConfigError
 
 
+MAX_LYRICS = 20_000  # characters: ten minutes of fast singing, and what keeps alignment's memory bounded
+
+
 def option(help: str, default: Any = None, *, factory: Any = None, **cli: Any) -> Any:
     """A dataclass field with its command-line option: `help`, and argparse settings (flags, type, action)."""
     metadata = {"cli": {"help": help, **cli}}
@@ -89,6 +92,9 @@ class SampleRequest:
                 raise ConfigError(f"{name} (--{name.replace('_', '-')}) must be a finite number, got {value}")
         if not self.duration > 0:
             raise ConfigError(f"duration (--duration) must be positive, got {self.duration}")
+        if len(self.lyrics) > MAX_LYRICS:
+            raise ConfigError(f"lyrics (--lyrics-file) of {len(self.lyrics):,} characters: a song sings at most "
+                              f"{MAX_LYRICS:,} (the released models read 384 or 512 at a time)")
         if not 0 < self.hop_fraction <= 1:
             raise ConfigError(f"hop_fraction (--hop-fraction) must be in (0, 1], got {self.hop_fraction}")
         if self.n <= 0:
