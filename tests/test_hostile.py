@@ -209,3 +209,33 @@ def test_json_reports_are_json_even_on_silence(tmp_path, tiny_run):
     def refuse(constant):
         raise AssertionError(f"{constant} is not JSON")
     json.loads(result.stdout, parse_constant=refuse)
+
+
+# ---------------------------------------------------------------------------------------- codes of another model
+
+
+@pytest.fixture(scope="module")
+def other_codes(tmp_path_factory, music_dir):
+    """A code cache made by another VQ-VAE (the same preset, trained from another seed)."""
+    from openjukebox.vqvae.training import train_vqvae
+
+    root = tmp_path_factory.mktemp("other")
+    train_vqvae(music_dir, root / "vqvae", "tiny", steps=2, batch_size=2, save_every=2, seed=1, progress=False)
+    assert run_cli("codes", "build", "--vqvae", root / "vqvae", "--data", music_dir, "--out", root / "codes",
+                   "--device", "cpu").returncode == 0
+    return root / "vqvae", root / "codes"
+
+
+def test_a_prior_is_never_mixed_with_the_codes_of_another_vqvae(tmp_path, code_cache, other_codes):
+    run = tmp_path / "top"
+    train = ("prior", "train", "--level", "2", "--batch-size", "2", "--save-every", "1", "--out", run)
+    assert run_cli(*train, "--steps", "1", "--codes", code_cache).returncode == 0
+    before = snapshot(run)
+    error = assert_fails(run_cli(*train, "--steps", "2", "--codes", other_codes[1]))
+    assert "was trained on the codes of another VQ-VAE" in error and snapshot(run) == before
+    error = assert_fails(run_cli("prior", "eval", "--model", run, "--level", "2", "--codes", other_codes[1],
+                                 "--device", "cpu"))
+    assert "codes made by another VQ-VAE" in error
+    error = assert_fails(run_cli("bundle", "make", "--vqvae", other_codes[0], "--prior0", run, "--prior1", run,
+                                 "--prior2", run, "--out", tmp_path / "bundle"))
+    assert "was trained on the codes of another VQ-VAE" in error and not (tmp_path / "bundle").exists()

@@ -23,6 +23,7 @@ from .prior.conditioning import Labels
 from .prior.config import PRESETS as PRIOR_PRESETS, prior_config_to_json, prior_preset
 from .prior.loading import load_prior
 from .prior.model import Prior, PriorConfig
+from .prior.training import trained_on
 from .train.checkpoint import CONFIG_FILE, WEIGHTS, read_meta, resolve_checkpoint, write_model_dir
 from .vqvae.config import VQVAEConfig, preset as vqvae_preset
 from .vqvae.loading import load_vqvae
@@ -172,6 +173,10 @@ def assemble_bundle(vqvae: str | os.PathLike, priors: dict[int, str | os.PathLik
     sources, steps = {}, {"vqvae": step}
     for level in range(3):
         ckpt = resolve_checkpoint(priors[level])
+        source = trained_on(ckpt) or trained_on(priors[level])
+        if source not in (None, vq_model.fingerprint()):
+            raise ConfigError(f"{priors[level]}: was trained on the codes of another VQ-VAE (fingerprint {source}, "
+                              f"{vqvae} is {vq_model.fingerprint()})")
         prior = load_prior(ckpt)
         if prior.config.level != level or prior.config.bins != vq_model.config.codebook_size:
             raise ConfigError(f"{priors[level]}: is a level-{prior.config.level} prior over {prior.config.bins} codes, "

@@ -311,12 +311,17 @@ def _run_prior_eval(args: argparse.Namespace, api: Callable | None) -> None:
     from .bundle import prior_location
     from .prior.evaluation import load_evaluation_codes
     from .prior.loading import load_prior
+    from .prior.training import trained_on
+    from .vqvae.loading import load_vqvae
 
     path, vocab_file = prior_location(args.model, args.level)
     prior = load_prior(path, _device(args.device))
     if prior.config.level != args.level:
         raise OpenJukeboxError(f"{args.model}: holds a level-{prior.config.level} prior, not level {args.level}")
-    report = api(prior, load_evaluation_codes(args.codes, prior, vocab_file), args.windows)
+    learned = trained_on(path) or trained_on(args.model)
+    if learned is None and (Path(args.model) / "vqvae").is_dir():  # a bundle: its own VQ-VAE
+        learned = load_vqvae(Path(args.model) / "vqvae")[0].fingerprint()
+    report = api(prior, load_evaluation_codes(args.codes, prior, vocab_file, learned), args.windows)
     if args.json:
         print(_json(report))
         return

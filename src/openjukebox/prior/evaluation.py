@@ -58,11 +58,15 @@ def evaluate_prior(prior: Prior, cache: CodeCache, windows: int = 32, batch_size
     return report
 
 
-def load_evaluation_codes(codes: str | os.PathLike, prior: Prior, vocab_file: Path) -> CodeCache:
+def load_evaluation_codes(codes: str | os.PathLike, prior: Prior, vocab_file: Path,
+                          vqvae_fingerprint: str | None = None) -> CodeCache:
     """A codes cache directory, or a codes .npz from 'vqvae encode', labelled with the model's vocabulary (the
-    cache's own when the model has none)."""
+    cache's own when the model has none); refused when made by another VQ-VAE than the one whose codes the prior
+    learned (`vqvae_fingerprint`, when known)."""
     if not vocab_file.is_file() and not Path(codes).is_file():
-        return load_code_cache(codes)
+        cache = load_code_cache(codes)
+        _check_source(codes, cache.codes.fingerprint, vqvae_fingerprint)
+        return cache
     if not vocab_file.is_file():
         raise OpenJukeboxError(f"{vocab_file.parent}: has no label vocabulary ({vocab_file.name})")
     try:
@@ -70,7 +74,14 @@ def load_evaluation_codes(codes: str | os.PathLike, prior: Prior, vocab_file: Pa
     except ValueError:
         raise OpenJukeboxError(f"{vocab_file}: corrupt label vocabulary (not JSON)") from None
     codes_file = load_code_cache(codes).codes if not Path(codes).is_file() else load_codes(codes)
+    _check_source(codes, codes_file.fingerprint, vqvae_fingerprint)
     if codes_file.codebook_size != prior.config.bins:
         raise OpenJukeboxError(f"{codes}: codes of a {codes_file.codebook_size}-entry codebook, this prior models "
                                f"{prior.config.bins}")
     return CodeCache(codes_file, labels)
+
+
+def _check_source(codes: str | os.PathLike, made_by: str, learned: str | None) -> None:
+    if learned is not None and made_by != learned:
+        raise OpenJukeboxError(f"{codes}: codes made by another VQ-VAE (fingerprint {made_by}) than the one this prior "
+                               f"learned ({learned}); encode the audio with that VQ-VAE")

@@ -28,6 +28,15 @@ from .config import prior_config_from_dict, prior_config_to_json, prior_preset, 
 from .model import Prior, PriorConfig, next_token_loss
 
 INITIAL = "initial"  # weights a new run starts from (e.g. written by `prior add-lyrics`)
+CODES_FROM = "codes_from.json"  # the fingerprint of the VQ-VAE whose codes a prior is trained on
+
+
+def trained_on(path: str | os.PathLike) -> str | None:
+    """The fingerprint of the VQ-VAE whose codes the prior run or checkpoint at `path` learned, if recorded."""
+    try:
+        return str(json.loads((Path(path) / CODES_FROM).read_text())["vqvae_fingerprint"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 ClipLyrics = tuple[list[int], list[tuple[int, int]]]  # tokens, and (sample, token) anchors when timed
@@ -118,6 +127,9 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
                               f"resume without them or use another --out")
         if (out / VOCAB_FILE).is_file():  # the run's names keep their ids, whatever cache it continues on
             cache = CodeCache(c, LabelEncoder.load(out))
+        if trained_on(out) not in (None, c.fingerprint):
+            raise ConfigError(f"{out}: was trained on the codes of another VQ-VAE (fingerprint {trained_on(out)}, "
+                              f"{codes} has {c.fingerprint}); continue it on that VQ-VAE's codes, or use another --out")
     else:
         config = with_config_file(prior_preset(preset, level, c.codebook_size, c.hop_lengths[level],
                                                c.sample_rate, len(cache.labels.artists), len(cache.labels.genres),
@@ -165,7 +177,10 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
                 "nats_per_token": codes_loss.item(), "bits_per_token": codes_loss.item() / np.log(2),
                 "lyrics_nats_per_token": lyrics_loss.item()}
 
-        files = {CONFIG_FILE: prior_config_to_json(config),
+        codes_from = json.dumps({"vqvae_fingerprint": c.fingerprint}) + "\n"
+        if distributed.is_main():
+            atomic_write_text(out / CODES_FROM, codes_from)
+        files = {CONFIG_FILE: prior_config_to_json(config), CODES_FROM: codes_from,
                  VOCAB_FILE: (out / VOCAB_FILE).read_text() if distributed.is_main() else ""}
         return train(out, prior, settings, "prior", files,
                      next_batch, compute_loss, None, progress_keys=("nats_per_token",), weights_of=Prior.saved_state,
