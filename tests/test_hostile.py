@@ -239,3 +239,48 @@ def test_a_prior_is_never_mixed_with_the_codes_of_another_vqvae(tmp_path, code_c
     error = assert_fails(run_cli("bundle", "make", "--vqvae", other_codes[0], "--prior0", run, "--prior1", run,
                                  "--prior2", run, "--out", tmp_path / "bundle"))
     assert "was trained on the codes of another VQ-VAE" in error and not (tmp_path / "bundle").exists()
+
+
+# ---------------------------------------------------------------------------------------- files of the wrong shape
+
+
+def _edit_json(path: Path, change) -> None:
+    import json
+
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps(change(data)))
+
+
+@pytest.mark.parametrize("part, change, mentions", [
+    ("prior_2", lambda c: {**c, "transformer": {**c["transformer"], "heads": 0}}, "heads must be positive"),
+    ("prior_2", lambda c: {**c, "bins": "many"}, "bins must be int"),
+    ("prior_1", lambda c: {**c, "level": 7}, "level must be 0, 1 or 2"),
+    ("vqvae", lambda c: {**c, "width": 1.5}, "width must be int"),
+    ("vqvae", lambda c: {**c, "sample_rate": -1}, "sample_rate must be positive"),
+    ("prior_0", lambda c: [], "not a prior config"),
+])
+def test_a_bundle_whose_configs_have_the_wrong_shape_is_refused_by_name(part, change, mentions, bundles, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(bundles[0], broken)
+    _edit_json(broken / part / "config.json", change)
+    error = assert_fails(run_cli(*SAMPLE, "--model", broken, "--out", tmp_path / "out"))
+    assert mentions in error and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("damage, mentions", [
+    (lambda levels: [levels[0] - 5, *levels[1:]], "codes outside"),
+    (lambda levels: [levels[0], levels[1] * 0 + 999, levels[2]], "codes outside"),
+])
+def test_codes_files_holding_impossible_codes_are_refused(damage, mentions, tmp_path, tiny_run, music_dir):
+    from openjukebox.codes import load_codes, save_codes
+
+    song = sorted(music_dir.glob("*.wav"))[0]
+    assert run_cli("vqvae", "encode", song, "--model", tiny_run, "--out", tmp_path / "c.npz").returncode == 0
+    codes = load_codes(tmp_path / "c.npz")
+    codes.levels = damage(codes.levels)
+    save_codes(tmp_path / "bad.npz", codes)
+    error = assert_fails(run_cli("vqvae", "decode", tmp_path / "bad.npz", "--model", tiny_run, "--level", "0",
+                                 "--out", tmp_path / "x.wav"))
+    assert mentions in error and not (tmp_path / "x.wav").exists()

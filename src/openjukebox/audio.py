@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,6 +117,10 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> 
             sf.write(str(tmp), audio.T, sample_rate, format=fmt, subtype=subtype)
     except (OSError, sf.SoundFileError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else _reason(e)
+        if "system error" in reason.lower():  # libsndfile's words for a failed write: say which failure
+            folder = path.parent if path.parent.exists() else Path(".")
+            reason = "the folder is not writable" if not os.access(folder, os.W_OK) else \
+                "the disk is full" if shutil.disk_usage(folder).free < 1 << 20 else "the disk refused the write"
         raise AudioError(f"{path}: could not write the audio file ({reason})") from None
     return path
 

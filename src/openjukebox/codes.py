@@ -96,6 +96,9 @@ def load_codes(path: str | os.PathLike) -> CodesFile:
     for level, array in enumerate(codes.levels):
         if array.dtype.kind not in "iu" or array.ndim != 2 or array.shape[0] != len(clips):
             raise CodesError(f"{path}: level_{level} must be an integer (clips, tokens) array")
+        if array.size and (array.min() < -1 or array.max() >= codes.codebook_size):
+            raise CodesError(f"{path}: level_{level} holds codes outside 0..{codes.codebook_size - 1} (and -1, "
+                             f"padding): {int(array.min())} to {int(array.max())}")
     if not all(isinstance(h, int) and h > 0 for h in codes.hop_lengths):
         raise CodesError(f"{path}: invalid hop lengths {list(codes.hop_lengths)}")
     for i, clip in enumerate(clips):

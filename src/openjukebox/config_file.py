@@ -7,10 +7,14 @@ closest known ones: a typo must not silently train the preset.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
+import math
 import os
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -86,3 +90,43 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+def check_fields(config: Any, what: str, positive: tuple[str, ...] = ()) -> None:
+    """Every field of a config dataclass of its annotated type (ints are not bools, numbers are finite; a nested
+    config or tuple is checked inside), and the `positive` ones above zero: a config read from a file of the wrong
+    shape is refused by name here, not as a traceback deep in a model."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if not _is(value, hints[field.name]):
+            raise ConfigError(f"{what}: {field.name} must be {_name(hints[field.name])}, got {value!r}")
+        if field.name in positive and value is not None and not value > 0:
+            raise ConfigError(f"{what}: {field.name} must be positive, got {value!r}")
+
+
+def _is(value: Any, kind: Any) -> bool:
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is(value, arg) for arg in args)
+    if kind is type(None):
+        return value is None
+    if origin in (tuple, list):
+        if not isinstance(value, (tuple, list)):
+            return False
+        inner = args[:1] if len(args) == 2 and args[1] is Ellipsis else args
+        return all(_is(v, inner[0] if len(inner) == 1 else inner[i]) for i, v in enumerate(value)) \
+            if inner and (len(inner) == 1 or len(inner) == len(value)) else not inner
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(kind, type):
+        return isinstance(value, kind)
+    return True  # an annotation this checker does not know: the config's own checks apply
+
+
+def _name(kind: Any) -> str:
+    return getattr(kind, "__name__", None) or str(kind).replace("typing.", "")

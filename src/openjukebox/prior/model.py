@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config_file import check_fields
 from ..errors import ConfigError
 from .attention import KVCache
 from .attention import ENCODER_DECODER, PREFIX
@@ -62,6 +63,12 @@ class PriorConfig:
     alignment_head: int = 0
 
     def __post_init__(self) -> None:
+        check_fields(self, "prior config", ("bins", "hop_length", "max_genres", "sample_rate", "max_duration"))
+        if self.level not in (0, 1, 2):
+            raise ConfigError(f"prior config: level must be 0, 1 or 2, got {self.level}")
+        if min(self.n_artists, self.n_genres, self.timing_bins, self.n_vocab, self.n_tokens, self.upper_bins,
+               self.cond_width, self.cond_depth) < 0:
+            raise ConfigError("prior config: sizes cannot be negative")
         if (self.n_artists > 0) != (self.n_genres > 0):
             raise ConfigError("prior config: give both n_artists and n_genres, or neither (unconditional)")
         if self.upper_bins and self.timing_bins:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..config_file import check_fields
 from ..errors import ConfigError
 from .attention import (COLUMN, DENSE, ENCODER_DECODER, PREFIX, PREVIOUS_ROW, ROW, CrossAttention, KVCache,
                         SelfAttention, StepIndex, step_index)
@@ -34,6 +35,8 @@ class TransformerConfig:
     patterns: tuple[int, ...] = ()  # each layer's pattern, when not a released attn_order's (model surgery)
 
     def __post_init__(self) -> None:
+        check_fields(self, "transformer", ("width", "depth", "heads", "n_ctx", "blocks", "attn_fraction",
+                                           "mlp_fraction"))
         if self.n_ctx % self.blocks:
             raise ConfigError(f"transformer: n_ctx {self.n_ctx} must be a multiple of blocks {self.blocks}")
         if int(self.width * self.attn_fraction) % self.heads:

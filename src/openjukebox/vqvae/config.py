@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config_file import ConfigSource, config_fields, merge_config
+from ..config_file import ConfigSource, check_fields, config_fields, merge_config
 from ..errors import ConfigError
 from ..fileio import atomic_write_text
 
@@ -58,6 +58,8 @@ class VQVAEConfig:
     learning_rate: float = 3e-4
 
     def __post_init__(self) -> None:
+        check_fields(self, "VQ-VAE config", ("sample_rate", "emb_width", "codebook_size", "width", "depth",
+                                             "dilation_growth", "sample_length", "learning_rate"))
         if len(self.downs) != len(self.level_multipliers):
             raise ConfigError("VQ-VAE config: downs and level_multipliers must have one entry per level")
         for name in ("emb_width", "codebook_size", "width", "depth", "sample_rate", "sample_length"):
