@@ -17,7 +17,9 @@ def is_distributed() -> bool:
 
 
 def rank() -> int:
-    return dist.get_rank() if is_distributed() else 0
+    """This process's rank: the process group's, or before it is joined, the one torchrun gave it (so that only
+    rank 0 writes, from the first file on)."""
+    return dist.get_rank() if is_distributed() else int(os.environ.get("RANK", "0")) if launched_by_torchrun() else 0
 
 
 def world_size() -> int:
