@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import pickle
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -1,7 +1,6 @@
 """The VQ-VAE commands as a user runs them: encode → decode → eval."""
 
 import json
-import sys
 
 import numpy as np
 import soundfile as sf
