@@ -128,7 +128,7 @@ def _report(message: str) -> Callable[[argparse.Namespace, Callable | None], Non
     """Call the API with the options that name its parameters, then print `message` (formatted with the
     options and `result`)."""
     def run(args: argparse.Namespace, api: Callable | None) -> None:
-        result = api(**_api_arguments(args, api, _selected(args)))
+        result = api(**_api_arguments(args, api, args.command))
         print(message.format(result=result, **vars(args)))
     return run
 
@@ -139,7 +139,7 @@ def _train(args: argparse.Namespace, api: Callable | None) -> None:
 
     main = int(os.environ.get("RANK", "0")) == 0  # decided up front: after teardown every process looks like rank 0
     try:
-        step = api(**_api_arguments(args, api, _selected(args)), progress=True)
+        step = api(**_api_arguments(args, api, args.command), progress=True)
     finally:
         distributed.teardown()
     if main:
@@ -718,10 +718,6 @@ def _add_options(parser: argparse.ArgumentParser, command: Command) -> None:
             settings["dest"] = option.param
         parser.add_argument(*option.flags, **settings)
     parser.set_defaults(command=command)
-
-
-def _selected(args: argparse.Namespace) -> Command:
-    return args.command
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:

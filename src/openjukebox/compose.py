@@ -32,7 +32,7 @@ from .errors import ConfigError
 from .fileio import atomic_write_text, writer_lock
 from .devices import resolve_device
 from .jukebox import find_model
-from .sample.pipeline import REQUEST, sample
+from .sample.pipeline import REQUEST, level_path, load_level_codes, sample, save_level_codes
 from .sample.request import SampleRequest
 
 COMPOSITION = "composition.json"
@@ -152,8 +152,7 @@ class Composition:
     def codes(self, node: str) -> np.ndarray:
         """The top-level codes (tokens,) of the whole path to `node`."""
         n = self.node(node)
-        with np.load(self.folder / "extensions" / n.extension / "level2.npz", allow_pickle=False) as data:
-            return data["codes"][n.row]
+        return load_level_codes(level_path(self.folder / "extensions" / n.extension, 2))[n.row].numpy()
 
     def preview(self, node: str) -> Path:
         """The rough preview of `node`: its path's top level, decoded."""
@@ -171,11 +170,9 @@ class Composition:
         candidates of the extension that used it."""
         parent, artist, genres, lyrics, start = self.plan(node, seconds, n, artist, genres, lyrics)
         with writer_lock(self.folder):  # one writer per composition
-            pending = self._pending(node, start + seconds, n, seed, artist, genres, lyrics)
+            pending, seed = self._pending(node, start + seconds, n, seed, artist, genres, lyrics)
             name = pending or f"e{len(self.state.extensions) + 1}"
             seed = seed if seed is not None else self.state.seed + len(self.state.extensions) + 1
-            if pending is not None:
-                seed = json.loads((self.folder / "extensions" / name / REQUEST).read_text())["seed"]
             request = self._request(node, start + seconds, n, seed, artist, genres, lyrics)
             run = self.folder / "extensions" / name
             if pending is None:
@@ -186,10 +183,7 @@ class Composition:
                 atomic_write_text(run / REQUEST, json.dumps(asdict(request), indent=2) + "\n")
                 if parent is not None:  # primed with the parent's codes, which the pipeline continues
                     total = -(-round(request.duration * self.rate) // self.bundle.vqvae.hop_lengths[2])
-                    primed = np.repeat(self.codes(parent.id)[None], n, axis=0)
-                    with open(run / "level2.npz.tmp", "wb") as f:
-                        np.savez(f, codes=primed, total_tokens=np.array(total))
-                    os.replace(run / "level2.npz.tmp", run / "level2.npz")
+                    save_level_codes(level_path(run, 2), np.repeat(self.codes(parent.id)[None], n, axis=0), total)
             sample(self.bundle, run, request, progress, compile)
             made = []
             for row in range(n):
@@ -231,9 +225,7 @@ class Composition:
             if not (out / REQUEST).is_file():
                 out.mkdir(parents=True, exist_ok=True)
                 codes = self.codes(n.id)[None]
-                with open(out / "level2.npz.tmp", "wb") as f:
-                    np.savez(f, codes=codes, total_tokens=np.array(codes.shape[1]))
-                os.replace(out / "level2.npz.tmp", out / "level2.npz")
+                save_level_codes(level_path(out, 2), codes, codes.shape[1])
                 atomic_write_text(out / REQUEST, json.dumps(asdict(request), indent=2) + "\n")
             return sample(self.bundle, out, request, progress, compile)
 
@@ -293,8 +285,9 @@ class Composition:
         return request
 
     def _pending(self, node: str | None, duration: float, n: int, seed: int | None, artist: str | None,
-                 genres: list[str], lyrics: str) -> str | None:
-        """The name of a started, unfinished extension of the same node with the same request, to continue."""
+                 genres: list[str], lyrics: str) -> tuple[str | None, int | None]:
+        """(name, seed) of a started, unfinished extension of the same node with the same request, to continue;
+        (None, `seed`) when there is none."""
         done = {node.extension for node in self.state.nodes.values()}
         for name, parent in reversed(self.state.extensions.items()):
             run = self.folder / "extensions" / name
@@ -304,8 +297,8 @@ class Composition:
             wanted = self._request(node, duration, n, saved["seed"] if seed is None else seed, artist, genres,
                                    lyrics)
             if json.loads(json.dumps(asdict(wanted))) == saved:
-                return name
-        return None
+                return name, saved["seed"]
+        return None, seed
 
     def _save(self) -> None:
         data = {"format_version": FORMAT_VERSION, **asdict(self.state)}

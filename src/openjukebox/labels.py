@@ -53,14 +53,6 @@ class LabelEncoder:
         """The vocabulary of a dataset: its distinct non-empty names, sorted, and 'unknown'."""
         return cls(sorted({a for a in artists if a} | {UNKNOWN}), sorted({g for g in genres if g} | {UNKNOWN}))
 
-    @property
-    def n_artists(self) -> int:
-        return len(self.artists) if self.table is None else max(self.table.artists.values(), default=0) + 1
-
-    @property
-    def n_genres(self) -> int:
-        return len(self.genres) if self.table is None else max(self.table.genres.values(), default=0) + 1
-
     def artist_id(self, name: str | None) -> int:
         if not name:
             return self._unknown("artist")

@@ -129,17 +129,19 @@ def _check_model(out: Path, bundle: Bundle) -> None:
         atomic_write_text(path, json.dumps(mine, indent=2) + "\n")
 
 
-def _level_path(out: Path, level: int) -> Path:
+def level_path(out: Path, level: int) -> Path:
     return out / f"level{level}.npz"
 
 
-def _save_codes(path: Path, codes: torch.Tensor, total: int) -> None:
+def save_level_codes(path: Path, codes: torch.Tensor | np.ndarray, total: int) -> None:
+    """A level's codes so far (samples, tokens) of `total`, atomically: what a run continues from."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, codes=codes.cpu().numpy(), total_tokens=np.array(total))
+            np.savez(f, codes=np.asarray(codes.cpu() if isinstance(codes, torch.Tensor) else codes),
+                     total_tokens=np.array(total))
 
 
-def _load_codes(path: Path) -> torch.Tensor | None:
+def load_level_codes(path: Path) -> torch.Tensor | None:
     """A level's saved codes (samples, tokens), or None; a damaged file is refused by name, never continued."""
     if not path.is_file():
         return None
@@ -222,7 +224,7 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
             device = prior.pos_emb.device
             total = top_tokens * vq.hop_lengths[2] // vq.hop_lengths[level]
             # Read by the first process alone, which may already be writing it when another gets here.
-            done = distributed.all_gather_objects(_load_codes(_level_path(out, level)) if main else None)[0]
+            done = distributed.all_gather_objects(load_level_codes(level_path(out, level)) if main else None)[0]
             start_codes = done if done is not None else (prompts[level] if prompts else None)
             bar = tqdm(total=total, initial=0 if start_codes is None else start_codes.shape[1], unit="tok",
                        desc=f"level {level}", disable=not (progress and main), dynamic_ncols=True)
@@ -230,7 +232,7 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
             def save(codes: torch.Tensor, level: int = level, total: int = total, bar: tqdm = bar) -> None:
                 everyone = torch.cat(distributed.all_gather_objects(codes.cpu()))
                 if main:
-                    _save_codes(_level_path(out, level), everyone, total)
+                    save_level_codes(level_path(out, level), everyone, total)
                 bar.update(min(codes.shape[1], total) - bar.n)
 
             if start_codes is None or start_codes.shape[1] < total:
