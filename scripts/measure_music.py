@@ -25,7 +25,8 @@ from openjukebox.errors import OpenJukeboxError
 from openjukebox.music_measures import music_measures
 
 SAMPLE_RATE = 22050
-COLUMNS = {"spectral_flatness": ("flatness", "{:.4f}"), "onset_rate": ("onsets/s", "{:.2f}"),
+COLUMNS = {"spectral_flatness": ("flatness", "{:.4f}"), "spectral_centroid": ("centroid Hz", "{:.0f}"),
+           "onset_rate": ("onsets/s", "{:.2f}"),
            "pitch_salience": ("pitch salience", "{:.3f}"), "rms_db": ("RMS dBFS", "{:.1f}")}
 
 

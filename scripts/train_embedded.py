@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -33,41 +34,72 @@ from openjukebox.vqvae.evaluation import evaluate_vqvae
 from openjukebox.vqvae.loading import load_vqvae
 from openjukebox.vqvae.training import train_vqvae
 
-MUSIC = Path("/usr/share/games/wesnoth/1.16/data/core/music")
-HELDOUT = ("frantic", "traveling_minstrels")  # two composers' pieces never seen by any model
-VQVAE_TRACKS = ("battle", "knolls", "wanderer", "heroes_rite", "the_deep_path", "northerners")  # docs/vqvae-results.md
-SKIP = ("silence",)  # ten seconds of nothing
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One Debian package of freely licensed music: where its tracks are, and the labels its tags lack."""
+    package: str
+    folder: str
+    pattern: str
+    licence: str
+    artist: str = ""  # when a track has no artist tag ("" trains the `unknown` artist)
+    genre: str = ""  # when a track has no genre tag
+    heldout: tuple[str, ...] = ()  # pieces never seen by any model
+    skip: tuple[str, ...] = ()
+
+
+SOURCES = (
+    Source("wesnoth-1.16-music", "/usr/share/games/wesnoth/1.16/data/core/music", "*.ogg", "GPL-2+",
+           heldout=("frantic", "traveling_minstrels"), skip=("silence",)),
+    Source("colobot-common-sounds", "/usr/share/games/colobot/music", "*.ogg", "GPL-3+", genre="soundtrack",
+           heldout=("Proton",)),
+    Source("drascula-music", "/usr/share/scummvm/drascula/audio", "track*.ogg", "the Drascula licence (BSD-like)",
+           genre="adventure game", heldout=("track23",)),
+    Source("asc-music", "/usr/share/games/asc/music", "*.mp3", "GPL-2+", artist="Michael Kievernagel", genre="game"),
+    Source("fb-music-high", "/usr/share/games/frozen-bubble/snd", "*zik*.ogg", "GPL-2+", artist="Matthias Le Bidan",
+           genre="game"),
+)
+MIN_SECONDS = 20.0  # shorter files are jingles and sound effects
+
 PRIOR_STEPS = {2: 6000, 1: 3000, 0: 3000}
+# The upsamplers are wider and deeper than the `small` preset: version 1's (width 128, 6 layers) lost the top
+# level's harmony at level 0. This size keeps 10 s through all three levels under 2 minutes on 2 CPU cores.
+UPSAMPLER = {"transformer": {"width": 192, "depth": 8, "heads": 2}, "cond_width": 128, "cond_depth": 4}
 # A clip samples as the start of a song this long unless asked otherwise: the training tracks last minutes, and
 # the only ones under 19 s (the shortest timing bin) are victory and defeat jingles that end in silence.
 SONG_SECONDS = 180.0
 PACKAGE_MODEL = Path(__file__).resolve().parents[1] / "src" / "openjukebox" / "embedded"
 
 
+def source_tracks(source: Source) -> list[Path]:
+    folder = Path(source.folder)
+    if not folder.is_dir():
+        subprocess.run(["apt-get", "install", "-y", "-qq", source.package], check=True)
+    return sorted(p for p in folder.glob(source.pattern)
+                  if p.stem not in source.skip and soundfile.info(p).duration >= MIN_SECONDS)
+
+
 def prepare_data(data: Path) -> None:
-    """Links the tracks into DATA/{train,heldout,vqvae} and writes each split's metadata.csv from the OGG tags."""
-    if not MUSIC.is_dir():
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wesnoth-1.16-music"], check=True)
-    tracks = sorted(p for p in MUSIC.glob("*.ogg") if p.stem not in SKIP)
-    splits = {"heldout": [t for t in tracks if t.stem in HELDOUT],
-              "train": [t for t in tracks if t.stem not in HELDOUT],
-              "vqvae": [t for t in tracks if t.stem in VQVAE_TRACKS]}
-    for split, members in splits.items():
-        folder = data / split
-        folder.mkdir(parents=True, exist_ok=True)
-        rows = []
-        for track in members:
-            link = folder / track.name
+    """Links the tracks into DATA/{train,heldout} and writes each split's metadata.csv from the tags.
+
+    Names are prefixed by package, so that two packages' `track1.ogg` cannot collide."""
+    splits: dict[str, list[dict]] = {"train": [], "heldout": []}
+    for source in SOURCES:
+        for track in source_tracks(source):
+            tags = soundfile.SoundFile(track).copy_metadata()
+            name = f"{source.package}-{track.name}"
+            split = "heldout" if track.stem in source.heldout else "train"
+            link = data / split / name
+            link.parent.mkdir(parents=True, exist_ok=True)
             if not link.exists():
                 link.symlink_to(track)
-            tags = soundfile.SoundFile(track).copy_metadata()
-            rows.append({"path": track.name, "artist": tags.get("artist", ""), "genre": tags.get("genre", "").lower(),
-                         "lyrics": ""})
-        with open(folder / "metadata.csv", "w", newline="", encoding="utf-8") as f:
+            splits[split].append({"path": name, "artist": tags.get("artist") or source.artist,
+                                  "genre": (tags.get("genre") or source.genre).lower(), "lyrics": ""})
+    for split, rows in splits.items():
+        with open(data / split / "metadata.csv", "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=["path", "artist", "genre", "lyrics"])
             writer.writeheader()
             writer.writerows(rows)
-        print(f"{folder}: {len(rows)} tracks")
+        print(f"{data / split}: {len(rows)} tracks")
 
 
 def write_model_licence(bundle: Path, data: Path) -> None:
@@ -113,12 +145,12 @@ def main() -> None:
     args = parser.parse_args()
 
     prepare_data(args.data)
-    train_vqvae(args.data / "vqvae", args.work / "vqvae", "small", steps=2000, batch_size=8, save_every=250,
+    train_vqvae(args.data / "train", args.work / "vqvae", "small", steps=2000, batch_size=8, save_every=250,
                 eval_every=500, eval_data=args.data / "heldout")
     build_caches(args.work, args.data)
     for level, steps in PRIOR_STEPS.items():
         train_prior(args.work / "codes-train", level, args.work / f"prior{level}", "small", steps=steps,
-                    batch_size=16, lr=1e-3, save_every=500)
+                    batch_size=16, lr=1e-3, save_every=500, config=UPSAMPLER if level < 2 else None)
     bundle = args.work / "bundle"
     if not (bundle / MANIFEST).is_file():
         shutil.rmtree(bundle, ignore_errors=True)  # an interrupted write

@@ -1,5 +1,6 @@
 """The music measures against facts known without them: the flatness of white noise (exp(-Euler's gamma) for a
-chi-squared power spectrum), the level of a full-scale sine, the number of clicks in a click train."""
+chi-squared power spectrum), the level of a full-scale sine, the number of clicks in a click train, the centroid
+of a sine (its frequency) and of white noise (a quarter of the sample rate)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from openjukebox.audio import save_audio
 from openjukebox.music_measures import (measure_file, music_measures, onset_rate, pitch_salience, rms_db,
-                                        spectral_flatness)
+                                        spectral_centroid, spectral_flatness)
 
 SR = 22050
 T = np.arange(4 * SR) / SR
@@ -41,6 +42,15 @@ def test_harmonic_tone_is_peaky_and_pitched():
     tone = harmonic_tone()
     assert spectral_flatness(tone, SR) < 0.05
     assert pitch_salience(tone, SR) > 0.9
+
+
+def test_spectral_centroid_of_sines_and_noise():
+    assert spectral_centroid(np.sin(2 * np.pi * 1000 * T), SR) == pytest.approx(1000, abs=5)
+    # two sines of equal amplitude: equal power at each, so the power-weighted mean is halfway
+    assert spectral_centroid(np.sin(2 * np.pi * 500 * T) + np.sin(2 * np.pi * 3500 * T), SR) == pytest.approx(
+        2000, abs=10)
+    assert spectral_centroid(white_noise(), SR) == pytest.approx(SR / 4, rel=0.02)
+    assert math.isnan(spectral_centroid(np.zeros(SR), SR))
 
 
 def test_click_train_onsets_are_counted():
@@ -75,6 +85,7 @@ def test_measure_file_resamples(tmp_path):
     path = save_audio(tmp_path / "tone.wav", np.stack([np.sin(2 * np.pi * 220 * np.arange(2 * 44100) / 44100)] * 2),
                       44100)
     measures = measure_file(path)
-    assert set(measures) == {"spectral_flatness", "onset_rate", "pitch_salience", "rms_db"}
+    assert set(measures) == {"spectral_flatness", "spectral_centroid", "onset_rate", "pitch_salience",
+                             "rms_db"}
     assert measures["rms_db"] == pytest.approx(-3.01, abs=0.05)
     assert measures["pitch_salience"] > 0.9

@@ -93,6 +93,21 @@ def pitch_salience(audio: np.ndarray, sample_rate: int) -> float:
     return float(np.mean(np.where(peaks, mid, 0.0).max(axis=1)))
 
 
+def spectral_centroid(audio: np.ndarray, sample_rate: int) -> float:
+    """Spectral balance in Hz: the power-weighted mean frequency of the clip's average spectrum. A low-frequency
+    wash reads low, hiss reads high (white noise: a quarter of the sample rate); music sits in between.
+
+    The power spectra of the non-silent frames are averaged first, so that loud frames weigh more; nan if all
+    are silent.
+    """
+    frames = _loud_frames(audio)
+    if len(frames) == 0:
+        return float("nan")
+    power = np.mean(np.abs(np.fft.rfft(frames * np.hanning(frames.shape[1]), axis=1)) ** 2, axis=0)
+    frequencies = np.fft.rfftfreq(frames.shape[1], 1 / sample_rate)
+    return float(np.sum(frequencies * power) / np.sum(power))
+
+
 def rms_db(audio: np.ndarray) -> float:
     """Level in dBFS (a full-scale sine is -3.01), to catch clips that are near silent or clipping.
 
@@ -102,13 +117,14 @@ def rms_db(audio: np.ndarray) -> float:
 
 
 def music_measures(audio: np.ndarray, sample_rate: int) -> dict[str, float]:
-    """All four measures of one clip, mono (samples,) or (channels, samples)."""
+    """All five measures of one clip, mono (samples,) or (channels, samples)."""
     return {"spectral_flatness": spectral_flatness(audio, sample_rate),
+            "spectral_centroid": spectral_centroid(audio, sample_rate),
             "onset_rate": onset_rate(audio, sample_rate),
             "pitch_salience": pitch_salience(audio, sample_rate),
             "rms_db": rms_db(audio)}
 
 
 def measure_file(path: str | os.PathLike, sample_rate: int = 22050) -> dict[str, float]:
-    """All four measures of a whole file, mixed to mono and resampled so that files at any rate compare."""
+    """All five measures of a whole file, mixed to mono and resampled so that files at any rate compare."""
     return music_measures(load_audio(path, sample_rate=sample_rate, mono=True), sample_rate)
