@@ -1,13 +1,14 @@
 """Reproduce the embedded model from scratch: data, VQ-VAE, code caches, three priors, fp16 bundle, metrics.
 
 Every stage is resumable: re-running the script skips what is finished and continues a training run from its
-last checkpoint, so it survives being stopped. On a 2-core CPU the whole recipe takes about 2 hours.
+last checkpoint, so it survives being stopped. On a 2-core CPU the whole recipe takes about 2.5 hours.
 
     python scripts/train_embedded.py --work runs/embedded            # everything
     python scripts/train_embedded.py --work runs/embedded --install  # then copy the bundle into the package
 
-Data: Debian's wesnoth-1.16-music (GPL-2+, see /usr/share/doc/wesnoth-1.16-music/copyright), installed with apt
-if missing. Each track's composer (its OGG `artist` tag) is the artist label and its `genre` tag the genre.
+Data: five Debian packages of freely licensed game music (SOURCES, each installed with apt if missing; licences in
+/usr/share/doc/PACKAGE/copyright). A track's artist and genre tags give its labels, with a per-package fallback
+where a tag is missing.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Source:
     folder: str
     pattern: str
     licence: str
+    holder: str  # the copyright holder, as the package's copyright file names it
     artist: str = ""  # when a track has no artist tag ("" trains the `unknown` artist)
     genre: str = ""  # when a track has no genre tag
     heldout: tuple[str, ...] = ()  # pieces never seen by any model
@@ -49,13 +51,17 @@ class Source:
 
 SOURCES = (
     Source("wesnoth-1.16-music", "/usr/share/games/wesnoth/1.16/data/core/music", "*.ogg", "GPL-2+",
+           "the Battle for Wesnoth project",
            heldout=("frantic", "traveling_minstrels"), skip=("silence",)),
-    Source("colobot-common-sounds", "/usr/share/games/colobot/music", "*.ogg", "GPL-3+", genre="soundtrack",
+    Source("colobot-common-sounds", "/usr/share/games/colobot/music", "*.ogg", "GPL-3+",
+           "Daniel Roux, EPSITEC SA & TerranovaTeam", genre="soundtrack",
            heldout=("Proton",)),
     Source("drascula-music", "/usr/share/scummvm/drascula/audio", "track*.ogg", "the Drascula licence (BSD-like)",
-           genre="adventure game", heldout=("track23",)),
-    Source("asc-music", "/usr/share/games/asc/music", "*.mp3", "GPL-2+", artist="Michael Kievernagel", genre="game"),
-    Source("fb-music-high", "/usr/share/games/frozen-bubble/snd", "*zik*.ogg", "GPL-2+", artist="Matthias Le Bidan",
+           "Alcachofa Soft S.L.",           genre="adventure game", heldout=("track23",)),
+    Source("asc-music", "/usr/share/games/asc/music", "*.mp3", "GPL-2+", "Michael Kievernagel",
+           artist="Michael Kievernagel", genre="game"),
+    Source("fb-music-high", "/usr/share/games/frozen-bubble/snd", "*zik*.ogg", "GPL-2+", "Matthias Le Bidan",
+           artist="Matthias Le Bidan",
            genre="game"),
 )
 MIN_SECONDS = 20.0  # shorter files are jingles and sound effects
@@ -103,15 +109,22 @@ def prepare_data(data: Path) -> None:
 
 
 def write_model_licence(bundle: Path, data: Path) -> None:
-    """The weights are trained on GPL-2+ music, so they are offered under the same licence, crediting its composers."""
+    """The weights learned from GPL-2+, GPL-3+ and BSD-like music, so they are offered under GPL-3.0-or-later (what
+    all three allow together), crediting each package and its composers."""
     with open(data / "train" / "metadata.csv", newline="", encoding="utf-8") as f:
-        composers = sorted({row["artist"] for row in csv.DictReader(f) if row["artist"]})
+        rows = list(csv.DictReader(f))
+    lines = []
+    for source in SOURCES:
+        composers = sorted({row["artist"] for row in rows if row["path"].startswith(source.package + "-")} - {""})
+        lines.append(f"- `{source.package}`, {source.licence}, copyright {source.holder} "
+                     f"(/usr/share/doc/{source.package}/copyright). Composers: "
+                     f"{', '.join(composers) or 'not named'}.")
     (bundle / "LICENSE.md").write_text(
         "# The embedded model's licence\n\n"
-        "These weights were trained on tracks of The Battle for Wesnoth's soundtrack (Debian package "
-        "wesnoth-1.16-music), licensed under the GNU General Public License, version 2 or later. The weights are "
-        "offered under the same licence, GPL-2.0-or-later. The openjukebox code that uses them is MIT.\n\n"
-        "Music by: " + ", ".join(composers) + ".\n\n"
+        "These weights were trained on freely licensed game music packaged by Debian. They are offered under the "
+        "GNU General Public License, version 3 or later (GPL-3.0-or-later), which the licences of all the music "
+        "allow. The openjukebox code that uses them is MIT.\n\n"
+        "The music, by Debian package:\n\n" + "\n".join(lines) + "\n\n"
         "How the model was made, and how well it does: docs/embedded-model.md in the openjukebox repository.\n")
 
 
