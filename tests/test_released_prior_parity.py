@@ -166,3 +166,20 @@ def test_lyrics_attention_for_alignment_matches_the_reference(name):
     expected = reference.prior.transformer.ws[0]  # for a prefix layer, already music queries × lyric keys
     weights = ours.lyrics_attention(codes, labels)
     torch.testing.assert_close(weights, expected[:, ours.config.alignment_head].float(), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_layer_activations_for_representations_match_the_reference(name):
+    """The features `embed` reads (Castellon et al.'s JukeMIR): a middle layer's output at every code position,
+    against the reference's block output caught by a forward hook; a merged lyrics prefix is left out."""
+    reference, ours = build(name)
+    codes, upper, y, labels = inputs(reference, ours)
+    layer = max(1, ours.config.transformer.depth // 2)
+    caught = []
+    hook = reference.prior.transformer._attn_mods[layer - 1].register_forward_hook(
+        lambda module, args, output: caught.append(output))
+    with torch.no_grad():
+        reference_logits(reference, codes, upper, y)
+    hook.remove()
+    expected = caught[0][:, ours.config.lead:]
+    torch.testing.assert_close(ours.activations(codes, labels, layer, upper), expected, atol=1e-5, rtol=0)

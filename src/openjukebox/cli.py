@@ -218,6 +218,16 @@ def _run_align(args: argparse.Namespace, api: Callable | None) -> None:
         print(f"wrote {path}")
 
 
+def _run_embed(args: argparse.Namespace, api: Callable | None) -> None:
+    jukebox = _load_jukebox(args, _device(args.device))
+
+    def progress(done: int, total: int, path: Path) -> None:
+        print(f"[{done}/{total}] {path}", file=sys.stderr)
+
+    out = jukebox.embed_files(args.paths, args.out, args.layer, args.pool, args.seconds, args.batch, progress)
+    print(f"wrote {out}")
+
+
 def _run_models(args: argparse.Namespace, api: Callable | None) -> None:
     for info in api(args.cache):
         labels = ""
@@ -487,6 +497,22 @@ COMMANDS = [
         opt("--genre", dest="genres", action="append", help="a genre the model is told; repeat for several"),
         _DEVICE,
     ], _run_align),
+    Command("embed", "features of songs for music research (JukeMIR): a top-prior layer pooled over time",
+            ".jukebox:Jukebox.embed_files", [
+                opt("paths", nargs="+", metavar="AUDIO", help="audio files or folders of them"),
+                opt("--model", help="bundle (a directory or a name from 'openjukebox models', or 5b); default: the "
+                    "embedded model"),
+                _DOWNLOAD,
+                opt("--out", required=True, help="the .npz to write: features (files, width) and paths; running "
+                    "again goes on where a stopped run left off"),
+                opt("--layer", type=int, help="the top prior's layer, 1 to its depth (default: the middle one, 36 "
+                    "of the 5B's 72)"),
+                opt("--pool", choices=["mean", "max"], help="how the layer's outputs over time become one vector"),
+                opt("--seconds", type=float, help="only each file's first seconds (JukeMIR used 24)"),
+                opt("--batch", type=int, help="windows of the prior run together"),
+                _DEVICE,
+                _dtype_option("the top prior's weights and compute type (bfloat16 halves the 5B prior's memory)"),
+            ], _run_embed),
     Command("models", "list the embedded model and the models in the cache, with their labels",
             ".models:list_models", [opt("--cache", metavar="DIR", help=_CACHE_HELP)], _run_models),
     Command("download", "fetch the released OpenAI Jukebox checkpoints (running again resumes)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from .devices import resolve_device
 from .download import Progress
 from .errors import ConfigError
 from .models import resolve_model
+from .representations import embed_files, song_features
 from .sample.pipeline import align_audio, sample
 from .sample.request import SampleRequest
 
@@ -85,6 +87,23 @@ class Jukebox:
         vq = self.bundle.vqvae
         codes = torch.as_tensor(codes, dtype=torch.long, device=next(vq.parameters()).device)
         return vq.decode(codes, level, dtype=self.bundle.dtype)[:, 0].cpu().numpy()
+
+    def embed(self, audio: str | os.PathLike | np.ndarray, layer: int | None = None, pool: str = "mean",
+              seconds: float | None = None, batch: int = 4) -> np.ndarray:
+        """(width,) features of a song for music research (JukeMIR): the top prior's `layer` (1 … depth, default
+        the middle one) pooled over time ("mean" or "max"). `audio` is a file, or (channels, samples) at the
+        bundle's sample rate; `seconds` keeps only its start (JukeMIR used the first 24 s)."""
+        if not isinstance(audio, np.ndarray):
+            self.bundle.require([2])
+            audio = load_audio(audio, sample_rate=self.bundle.vqvae.config.sample_rate)
+        return song_features(self.bundle, np.atleast_2d(audio), layer, pool, batch, seconds)
+
+    def embed_files(self, paths: str | os.PathLike | list[str | os.PathLike], out: str | os.PathLike,
+                    layer: int | None = None, pool: str = "mean", seconds: float | None = None, batch: int = 4,
+                    progress: Callable[[int, int, Path], None] | None = None) -> Path:
+        """`embed` for many files and folders into one .npz (`features` (files, width), `paths`), resumably:
+        a stopped run goes on where it stopped, and files already in `out` are not computed again."""
+        return embed_files(self.bundle, paths, out, layer, pool, batch, seconds, progress)
 
     def codes(self, out: str | os.PathLike, level: int) -> np.ndarray:
         """The (n, tokens) codes of one level of a run."""

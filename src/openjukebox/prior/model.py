@@ -218,19 +218,26 @@ class Prior(nn.Module):
             cond = cond + self.conditioner(upper_codes)[:, :n]
         return torch.cat([cond.new_zeros(batch, self.config.lead, width), cond], dim=1)
 
-    def forward(self, codes: torch.Tensor, labels: Labels | None = None, upper_codes: torch.Tensor | None = None,
-                with_lyrics: bool = False, record_layer: int | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Teacher-forced logits (batch, lead + T, vocabulary) at every position of the sequence for codes
-        (batch, T), T ≤ n_ctx. Without lyrics in the sequence that is (batch, T, bins). With `with_lyrics`, also
-        the next-character logits of the lyrics (batch, n_tokens, n_vocab), which a lyrics prior learns too."""
+    def inputs(self, codes: torch.Tensor, labels: Labels | None, upper_codes: torch.Tensor | None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The transformer's input (batch, lead + T, width) for teacher forcing codes (batch, T): each position
+        gets the token before it (the start embedding first), its position and x_cond; also x_cond itself and the
+        lyrics encoder's states."""
         b, t = codes.shape
         tokens = codes + self.config.code_shift
         if self.config.merged_lyrics:
             tokens = torch.cat([self.lyrics(labels), tokens], dim=1)
         x = torch.cat([self.start(labels, b)[:, None], self.x_emb(tokens[:, :-1])], dim=1)
         cond = self.condition(labels, upper_codes, b, t)
-        states = self.encoder_states(labels)
-        h = self.transformer(x + self.pos_emb[: tokens.shape[1]] + cond, states, record_layer)
+        return x + self.pos_emb[: tokens.shape[1]] + cond, cond, self.encoder_states(labels)
+
+    def forward(self, codes: torch.Tensor, labels: Labels | None = None, upper_codes: torch.Tensor | None = None,
+                with_lyrics: bool = False, record_layer: int | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced logits (batch, lead + T, vocabulary) at every position of the sequence for codes
+        (batch, T), T ≤ n_ctx. Without lyrics in the sequence that is (batch, T, bins). With `with_lyrics`, also
+        the next-character logits of the lyrics (batch, n_tokens, n_vocab), which a lyrics prior learns too."""
+        x, cond, states = self.inputs(codes, labels, upper_codes)
+        h = self.transformer(x, states, record_layer)
         if not self.config.merged_decoder:
             h = h + cond
         logits = self.x_out(h)
@@ -240,6 +247,19 @@ class Prior(nn.Module):
             raise ConfigError("this prior has no lyrics")
         lyric_logits = logits[:, : self.config.lead] if self.config.merged_lyrics else self.lyrics_encoder.logits(states)
         return logits, lyric_logits
+
+    @torch.no_grad()
+    def activations(self, codes: torch.Tensor, labels: Labels | None = None, layer: int | None = None,
+                    upper_codes: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, T, width): the output of transformer layer `layer` (1 … depth; default the middle one, which
+        Castellon et al. 2021 found the best features for music tagging) at each position of codes (batch, T),
+        teacher-forced as in forward(). Layers above it are never run; a lyrics prefix's positions are left out."""
+        depth = self.config.transformer.depth
+        layer = depth // 2 if layer is None else layer
+        if not 1 <= layer <= depth:
+            raise ConfigError(f"layer (--layer) {layer}: this prior has layers 1 to {depth}")
+        x, _, states = self.inputs(codes, labels, upper_codes)
+        return self.transformer(x, states, layers=layer)[:, self.config.lead:]
 
     @torch.no_grad()
     def lyrics_attention(self, codes: torch.Tensor, labels: Labels, layer: int | None = None,

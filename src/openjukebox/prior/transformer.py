@@ -163,12 +163,13 @@ class Transformer(nn.Module):
         self.self_attention_patterns = set(config.layer_patterns()) - {ENCODER_DECODER}
 
     def forward(self, x: torch.Tensor, encoder_states: torch.Tensor | None = None,
-                record_layer: int | None = None) -> torch.Tensor:
+                record_layer: int | None = None, layers: int | None = None) -> torch.Tensor:
         """With `record_layer`, that layer (encoder-decoder or prefix) keeps its attention weights in
-        `blocks[record_layer].attn.recorded`."""
+        `blocks[record_layer].attn.recorded`. With `layers`, only the first that many blocks run, and their
+        output is returned: the later ones are never computed."""
         if x.shape[1] > self.config.n_ctx:
             raise ValueError(f"sequence of {x.shape[1]} tokens is longer than the context of {self.config.n_ctx}")
-        for d, block in enumerate(self.blocks):
+        for d, block in enumerate(self.blocks[:layers]):
             if self.config.checkpoint_activations and self.training:
                 x = checkpoint(block, x, encoder_states, use_reentrant=False)
             else:
