@@ -129,11 +129,14 @@ def write_model_licence(bundle: Path, data: Path) -> None:
 
 
 def build_caches(work: Path, data: Path) -> None:
+    """The training split reuses the audio the VQ-VAE decoded while training on it; the held-out one is decoded
+    into a cache of its own, removed once encoded."""
     for split in ("train", "heldout"):
         out = work / f"codes-{split}"
         if not (out / CODES).is_file():
-            build_code_cache(work / "vqvae", data / split, out, data / split / "metadata.csv")
-            shutil.rmtree(out / "audio-cache", ignore_errors=True)  # decoded audio, only needed while encoding
+            audio_cache = work / "vqvae" / "cache" if split == "train" else None
+            build_code_cache(work / "vqvae", data / split, out, data / split / "metadata.csv", audio_cache=audio_cache)
+            shutil.rmtree(out / "audio-cache", ignore_errors=True)
 
 
 def evaluate(work: Path, data: Path, bundle: Path) -> dict:

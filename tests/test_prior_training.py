@@ -28,6 +28,18 @@ def cache(tmp_path_factory, tiny_run, music_dir):
     return out
 
 
+def test_a_code_cache_reuses_the_vqvae_runs_decoded_audio(cache, tiny_run, music_dir, tmp_path):
+    """`audio_cache` = the VQ-VAE run's own cache (it trained on the same folder): the same codes, nothing
+    decoded again (no cache of its own, no new file in the run's)."""
+    before = sorted((tiny_run / "cache").rglob("*"))
+    out = tmp_path / "codes"
+    reused = build_code_cache(tiny_run, music_dir, out, audio_cache=tiny_run / "cache")
+    assert not (out / "audio-cache").exists() and sorted((tiny_run / "cache").rglob("*")) == before
+    own = load_code_cache(cache).codes
+    for level in range(3):
+        np.testing.assert_array_equal(reused.codes.levels[level], own.levels[level])
+
+
 def test_codes_cache_holds_every_file_with_labels_and_vocabulary(cache):
     c = load_code_cache(cache)
     assert len(c.codes.clips) == 4

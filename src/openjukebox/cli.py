@@ -268,7 +268,7 @@ def _run_convert_hf(args: argparse.Namespace, api: Callable | None) -> None:
 
 
 def _run_codes_build(args: argparse.Namespace, api: Callable | None) -> None:
-    cache = api(args.vqvae, args.data, args.out, args.metadata, args.device)
+    cache = api(**_api_arguments(args, api, args.command))
     print(f"wrote {args.out}: {len(cache.codes.clips)} files, {len(cache.labels.artists)} artists, "
           f"{len(cache.labels.genres)} genres")
 
@@ -590,6 +590,8 @@ COMMANDS = [
         opt("--data", required=True, help="folder of audio"),
         opt("--out", required=True, help="the code cache's folder"),
         opt("--metadata", help="CSV/JSONL labels table (default: DATA/metadata.csv|jsonl)"),
+        opt("--audio-cache", metavar="DIR", help="where the decoded audio is kept (default: OUT/audio-cache); "
+            "give the VQ-VAE run's RUN/cache when it trained on the same --data, to decode it only once"),
         _DEVICE], _run_codes_build),
     Command("prior train", "train (or resume) a prior on a codes cache", ".prior.training:train_prior", [
         _LEVEL,

@@ -43,13 +43,16 @@ class CodeCache:
 
 
 def build_code_cache(vqvae: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike,
-                     metadata: str | os.PathLike | None = None, device: str | torch.device = "auto") -> CodeCache:
+                     metadata: str | os.PathLike | None = None, device: str | torch.device = "auto",
+                     audio_cache: str | os.PathLike | None = None) -> CodeCache:
     """Encode every audio file of the folder `data` (channels averaged) at all three levels by the VQ-VAE run or
-    checkpoint `vqvae`, into the folder `out`. `device` "auto": the GPU when there is one."""
+    checkpoint `vqvae`, into the folder `out`. `device` "auto": the GPU when there is one. The decoded audio is
+    cached in `audio_cache` (default OUT/audio-cache): a VQ-VAE run's own cache (RUN/cache) when it trained on the
+    same folder, so that hours of audio are not decoded and resampled twice."""
     out, device = Path(out), resolve_device(device)
     model, _ = load_vqvae(vqvae, device)
     with writer_lock(out):  # one writer per code cache
-        folder = AudioFolder(data, model.config.sample_rate, out / "audio-cache", metadata)
+        folder = AudioFolder(data, model.config.sample_rate, audio_cache or out / "audio-cache", metadata)
         rows: list[list[np.ndarray]] = [[] for _ in range(model.config.levels)]
         clips = []
         for i, file in enumerate(folder.files):
