@@ -6,6 +6,12 @@ last checkpoint, so it survives being stopped. On a 2-core CPU the whole recipe 
     python scripts/train_embedded.py --work runs/embedded            # everything
     python scripts/train_embedded.py --work runs/embedded --install  # then copy the bundle into the package
 
+On two or more cores the three priors can train at once, one process (and one thread) each:
+
+    python scripts/train_embedded.py --stage codes                   # data, VQ-VAE, code caches
+    for level in 2 1 0; do OMP_NUM_THREADS=1 python scripts/train_embedded.py --stage prior$level & done; wait
+    python scripts/train_embedded.py --install                       # bundle, metrics (finished stages skip)
+
 Data: five Debian packages of freely licensed game music (SOURCES, each installed with apt if missing; licences in
 /usr/share/doc/PACKAGE/copyright). A track's artist and genre tags give its labels, with a per-package fallback
 where a tag is missing.
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import io
 import json
 import shutil
 import subprocess
@@ -101,10 +108,11 @@ def prepare_data(data: Path) -> None:
             splits[split].append({"path": name, "artist": tags.get("artist") or source.artist,
                                   "genre": (tags.get("genre") or source.genre).lower(), "lyrics": ""})
     for split, rows in splits.items():
-        with open(data / split / "metadata.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=["path", "artist", "genre", "lyrics"])
-            writer.writeheader()
-            writer.writerows(rows)
+        table = io.StringIO(newline="")
+        writer = csv.DictWriter(table, fieldnames=["path", "artist", "genre", "lyrics"])
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(data / split / "metadata.csv", table.getvalue())  # several stages may run at once
         print(f"{data / split}: {len(rows)} tracks")
 
 
@@ -153,20 +161,33 @@ def evaluate(work: Path, data: Path, bundle: Path) -> dict:
     return report
 
 
+STAGES = ("vqvae", "codes", "prior2", "prior1", "prior0")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("runs/embedded"))
     parser.add_argument("--data", type=Path, default=Path("data/embedded"))
+    parser.add_argument("--stage", choices=STAGES, help="stop after this stage (a prior stage: train that prior "
+                        "alone, once the code caches exist, so that the three priors can train at once)")
     parser.add_argument("--install", action="store_true", help=f"copy the bundle to {PACKAGE_MODEL}")
     args = parser.parse_args()
 
     prepare_data(args.data)
-    train_vqvae(args.data / "train", args.work / "vqvae", "small", steps=2000, batch_size=8, save_every=250,
-                eval_every=500, eval_data=args.data / "heldout")
-    build_caches(args.work, args.data)
+    if args.stage is None or args.stage in ("vqvae", "codes") or not (args.work / "codes-train" / CODES).is_file():
+        train_vqvae(args.data / "train", args.work / "vqvae", "small", steps=2000, batch_size=8, save_every=250,
+                    eval_every=500, eval_data=args.data / "heldout")
+        if args.stage == "vqvae":
+            return
+        build_caches(args.work, args.data)
+        if args.stage == "codes":
+            return
     for level, steps in PRIOR_STEPS.items():
-        train_prior(args.work / "codes-train", level, args.work / f"prior{level}", "small", steps=steps,
-                    batch_size=16, lr=1e-3, save_every=500, config=UPSAMPLER if level < 2 else None)
+        if args.stage in (None, f"prior{level}"):
+            train_prior(args.work / "codes-train", level, args.work / f"prior{level}", "small", steps=steps,
+                        batch_size=16, lr=1e-3, save_every=500, config=UPSAMPLER if level < 2 else None)
+    if args.stage is not None:
+        return
     bundle = args.work / "bundle"
     if not (bundle / MANIFEST).is_file():
         shutil.rmtree(bundle, ignore_errors=True)  # an interrupted write
