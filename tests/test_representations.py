@@ -151,3 +151,22 @@ def test_cli_embeds_with_the_embedded_model(folder, tmp_path):
     result = run_cli("embed", folder, "--out", out, "--layer", 9)
     assert result.returncode != 0 and "layers 1 to 6" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_released_5b_gives_layer_36_of_72_by_default():
+    """The full-size 5B top prior, built on the meta device (shapes only, no memory): the default layer is the
+    36th of 72, the one Castellon et al. used, and only the blocks up to it run."""
+    from openjukebox.compat.released import RELEASED, prior_config, vqvae_config
+    from openjukebox.prior.conditioning import Labels
+    from openjukebox.prior.model import Prior
+
+    with torch.device("meta"):
+        prior = Prior(prior_config(RELEASED["prior_5b"], vqvae_config(RELEASED["vqvae"]))).eval()
+        ran = []
+        for d, block in enumerate(prior.transformer.blocks):
+            block.register_forward_hook(lambda m, a, o, d=d: ran.append(d))
+        zeros = torch.zeros(1, dtype=torch.long)
+        labels = Labels(zeros, torch.zeros(1, prior.config.max_genres, dtype=torch.long), zeros, zeros)
+        features = prior.activations(torch.zeros(1, prior.config.n_ctx, dtype=torch.long), labels)
+    assert prior.config.transformer.depth == 72 and ran == list(range(36))
+    assert features.shape == (1, 8192, 4800)
