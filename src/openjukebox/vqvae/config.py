@@ -56,6 +56,13 @@ class VQVAEConfig:
     # Training crop length in samples (paper: 393216; must be a multiple of the top hop length).
     sample_length: int = 393216
     learning_rate: float = 3e-4
+    # Ablations of the paper's section 5.4 (configs/ablations/). Without quantisation the encoder's output goes
+    # straight to its decoder: Table 2's upper bound, a model with no codes for a prior. `hierarchical` makes one
+    # autoencoder in the style of VQ-VAE-2 (Table 3, Figure 4) instead of three separate ones: level l encodes
+    # level l−1's latents, and the decoder runs from the top level down, adding each lower level's vectors.
+    # (restart_threshold 0 turns the restarts of Table 1 off; spectral_weight 0 drops the spectral loss.)
+    quantise: bool = True
+    hierarchical: bool = False
 
     def __post_init__(self) -> None:
         check_fields(self, "VQ-VAE config", ("sample_rate", "emb_width", "codebook_size", "width", "depth",

@@ -22,7 +22,9 @@ def evaluation_window(model: VQVAE, seconds: float = 4.0) -> int:
 def evaluate_vqvae(model: VQVAE, dataset: AudioFolder, windows_per_file: int = 8, batch_size: int = 8,
                    window: int | None = None) -> dict:
     """Per level: spectral convergence (dB), L2 (mean squared error), codebook usage (fraction of codes used
-    anywhere in the set) and perplexity, on channel-averaged evenly spaced windows.
+    anywhere in the set) and perplexity (nan without quantisation), on channel-averaged evenly spaced windows.
+    Each level's reconstruction is the model's own (a single hierarchical autoencoder's level l decodes the codes
+    of levels ≥ l).
 
     Spectral convergence pools the whole set, 10·log10(Σ‖|S| − |Ŝ|‖² / Σ‖|S|‖²), rather than averaging
     per-window dB: a near-silent window (an intro, a fade-out) has a ratio of noise floor to nothing, tens of dB,
@@ -42,9 +44,9 @@ def evaluate_vqvae(model: VQVAE, dataset: AudioFolder, windows_per_file: int = 8
         part = windows[start:start + batch_size]
         audio = torch.from_numpy(np.stack([dataset.crop(i, o, window).mean(0, keepdims=True) for i, o in part]))
         audio = audio.to(device)
+        out = model(audio)  # eval mode: the codebooks do not move
         for level in range(levels):
-            codes = model.encode_level(audio, level)
-            recon = model.decode_level(codes, level)[..., : audio.shape[-1]]
+            codes, recon = out.codes[level], out.reconstructions[level]
             error, reference = spectral_energies(audio, recon, model.config.metric_stft)
             spectral_error[level] += float(error.sum())
             spectral_reference[level] += float(reference.sum())
@@ -60,8 +62,9 @@ def evaluate_vqvae(model: VQVAE, dataset: AudioFolder, windows_per_file: int = 8
             "spectral_convergence_db": 10 * math.log10(max(spectral_error[level], 1e-24) / spectral_reference[level])
             if spectral_reference[level] > 0 else math.nan,
             "l2": sq_error[level] / len(windows),
-            "codebook_usage": float((counts[level] > 0).double().mean()),
-            "perplexity": float(torch.exp(-(probs * torch.log(probs + 1e-12)).sum())),
+            "codebook_usage": float((counts[level] > 0).double().mean()) if model.config.quantise else math.nan,
+            "perplexity": float(torch.exp(-(probs * torch.log(probs + 1e-12)).sum()))
+            if model.config.quantise else math.nan,
         })
     return {"windows": len(windows), "window_seconds": window / model.config.sample_rate, "levels": result}
 

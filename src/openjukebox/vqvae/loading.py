@@ -24,6 +24,6 @@ def load_vqvae(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     except RuntimeError as e:
         first = str(e).strip().splitlines()
         raise CheckpointError(f"{ckpt}: weights do not fit the saved config ({first[1].strip() if len(first) > 1 else first[0]})") from None
-    if not bool(torch.stack([c.initialised for c in model.codebooks]).all()):
+    if not all(bool(c.initialised) for c in model.codebooks):
         raise CheckpointError(f"{ckpt}: the codebooks were never trained (checkpoint from before the first step?)")
     return model.to(device).eval(), int(meta["step"])

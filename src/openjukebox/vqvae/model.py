@@ -1,4 +1,5 @@
-"""The hierarchical VQ-VAE: three independent encoder/codebook/decoder stacks over the same audio.
+"""The hierarchical VQ-VAE: three independent encoder/codebook/decoder stacks over the same audio (or, as an
+ablation, one VQ-VAE-2-style autoencoder whose levels are chained: VQVAEConfig.hierarchical).
 
 Level l compresses audio by hop_lengths[l] (8, 32, 128). Long audio is encoded and decoded in overlapping
 chunks so memory stays bounded whatever the length; the overlap (`margin`) covers the convolutions'
@@ -17,10 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CodesError
-from .blocks import Decoder, Encoder
-from .bottleneck import Codebook
+from .blocks import Decoder, DecoderBlock, Encoder, EncoderBlock
+from .bottleneck import Codebook, QuantiseResult
 from .config import VQVAEConfig
 from .losses import reconstruction_loss, spectral_convergence_db, spectral_loss
+
+
+ABLATION_DEFAULTS = {"quantise": True, "hierarchical": False}
 
 
 @dataclass
@@ -39,6 +43,7 @@ class VQVAEOutput:
     loss: torch.Tensor
     reconstructions: list[torch.Tensor]  # per level, (batch, 1, samples)
     levels: list[LevelMetrics] = field(default_factory=list)
+    codes: list[torch.Tensor] = field(default_factory=list)  # per level, (batch, tokens); (batch, 0) unquantised
 
 
 class VQVAE(nn.Module):
@@ -55,15 +60,23 @@ class VQVAE(nn.Module):
         c = config
         self.encoders = nn.ModuleList()
         self.decoders = nn.ModuleList()
-        self.codebooks = nn.ModuleList()
         for level in range(c.levels):
             width = c.width * c.level_multipliers[level]
             depth = c.depth * c.level_multipliers[level]
-            self.encoders.append(Encoder(level, c.downs, c.emb_width, width, depth, c.dilation_growth,
-                                         c.dilation_cycle))
-            self.decoders.append(Decoder(level, c.downs, c.emb_width, width, depth, c.dilation_growth,
-                                         c.dilation_cycle, c.reverse_decoder_dilation))
-            self.codebooks.append(Codebook(c.codebook_size, c.emb_width, c.ema_decay, c.restart_threshold))
+            if c.hierarchical:  # one chain: block l downsamples level l−1's latents (raw audio for level 0)
+                self.encoders.append(EncoderBlock(1 if level == 0 else c.emb_width, c.emb_width, width, depth,
+                                                  c.downs[level], c.dilation_growth, c.dilation_cycle))
+                self.decoders.append(DecoderBlock(c.emb_width, width, depth, c.downs[level], c.dilation_growth,
+                                                  c.dilation_cycle, c.reverse_decoder_dilation))
+            else:
+                self.encoders.append(Encoder(level, c.downs, c.emb_width, width, depth, c.dilation_growth,
+                                             c.dilation_cycle))
+                self.decoders.append(Decoder(level, c.downs, c.emb_width, width, depth, c.dilation_growth,
+                                             c.dilation_cycle, c.reverse_decoder_dilation))
+        if c.hierarchical:
+            self.out = nn.Conv1d(c.emb_width, 1, kernel_size=3, padding=1)
+        self.codebooks = nn.ModuleList(Codebook(c.codebook_size, c.emb_width, c.ema_decay, c.restart_threshold)
+                                       for _ in range(c.levels) if c.quantise)
 
     @property
     def hop_lengths(self) -> tuple[int, ...]:
@@ -74,24 +87,61 @@ class VQVAE(nn.Module):
 
         In training mode the codebooks take an EMA step; the loss sums every level's reconstruction,
         spectral and commitment terms (the levels are independent, so this is the same as training three
-        models side by side).
+        models side by side). A hierarchical model's loss has one reconstruction, from every level.
         """
         c = self.config
         total = audio.new_zeros((), dtype=torch.float32)
         out = VQVAEOutput(loss=total, reconstructions=[])
-        for level in range(c.levels):
-            q = self.codebooks[level](self.encoders[level](audio), update=self.training)
-            recon = self.decoders[level](q.quantised)
+        quantised = [self._bottleneck(level, z, self.training) for level, z in enumerate(self._latents(audio))]
+        for level, q in enumerate(quantised):
+            # A hierarchical model is trained on its full reconstruction (every level); level l's own
+            # reconstruction (from levels ≥ l alone) is only measured.
+            trained = not c.hierarchical or level == 0
+            with torch.set_grad_enabled(torch.is_grad_enabled() and trained):
+                recon = self._decode_from([r.quantised for r in quantised], level)
             rec_loss = reconstruction_loss(audio, recon, c.linf_weight)
             spec_loss = spectral_loss(audio, recon, c.stft_settings)
-            total = total + rec_loss + c.spectral_weight * spec_loss + c.commit_beta * q.commit_loss
+            if trained:
+                total = total + rec_loss + c.spectral_weight * spec_loss
+            total = total + c.commit_beta * q.commit_loss
             with torch.no_grad():
                 sc = spectral_convergence_db(audio, recon.detach(), c.metric_stft).nanmean()
             out.reconstructions.append(recon)
+            out.codes.append(q.codes)
             out.levels.append(LevelMetrics(rec_loss, spec_loss, q.commit_loss, q.usage, q.perplexity,
                                            q.dead_codes, sc))
         out.loss = total
         return out
+
+    def _latents(self, audio: torch.Tensor, levels: int | None = None) -> list[torch.Tensor]:
+        """Encoder outputs (batch, emb_width, samples / hop) of the first `levels` levels (default all)."""
+        levels = self.config.levels if levels is None else levels
+        if not self.config.hierarchical:
+            return [self.encoders[level](audio) for level in range(levels)]
+        latents, z = [], audio
+        for level in range(levels):
+            z = self.encoders[level](z)
+            latents.append(z)
+        return latents
+
+    def _bottleneck(self, level: int, z: torch.Tensor, update: bool) -> QuantiseResult:
+        if self.config.quantise:
+            return self.codebooks[level](z, update=update)
+        nan, zero = z.new_full((), float("nan")), z.new_zeros(())
+        return QuantiseResult(z, z.new_zeros(z.shape[0], 0, dtype=torch.long), zero, nan, nan, zero)
+
+    def _decode_from(self, vectors: list[torch.Tensor | None], level: int) -> torch.Tensor:
+        """Audio (batch, 1, samples) from level `level`'s vectors (batch, emb_width, tokens). Hierarchical: from
+        the vectors of every level ≥ `level` (the top first; each level's decoder block output plus the next
+        level's vectors), the lower levels left out."""
+        if not self.config.hierarchical:
+            return self.decoders[level](vectors[level])
+        h = None
+        for l in reversed(range(self.config.levels)):
+            if l >= level:
+                h = vectors[l] if h is None else h + vectors[l]
+            h = self.decoders[l](h)
+        return self.out(h)
 
     def _pad_to_hop(self, audio: torch.Tensor) -> torch.Tensor:
         top = self.hop_lengths[-1]
@@ -100,8 +150,10 @@ class VQVAE(nn.Module):
     @torch.no_grad()
     def encode_level(self, audio: torch.Tensor, level: int) -> torch.Tensor:
         """(batch, 1, samples) → (batch, ceil(samples / hop)) codes, in one piece (memory grows with length)."""
+        if not self.config.quantise:
+            raise CodesError("this VQ-VAE has no codes: it was trained without quantisation (an ablation)")
         n_tokens = -(-audio.shape[-1] // self.hop_lengths[level])
-        z = self.encoders[level](self._pad_to_hop(audio))
+        z = self._latents(self._pad_to_hop(audio), level + 1)[level]
         codes = self.codebooks[level](z, update=False).codes
         return codes[:, :n_tokens]
 
@@ -149,7 +201,9 @@ class VQVAE(nn.Module):
     def decode_level(self, codes: torch.Tensor, level: int) -> torch.Tensor:
         """(batch, tokens) codes → (batch, 1, tokens × hop) audio, in one piece."""
         self.check_codes(codes)
-        return self.decoders[level](self.codebooks[level].lookup(codes.long()))
+        vectors: list[torch.Tensor | None] = [None] * self.config.levels
+        vectors[level] = self.codebooks[level].lookup(codes.long())
+        return self._decode_from(vectors, level)
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor, level: int, chunk_seconds: float | None = 20.0,
@@ -179,8 +233,11 @@ class VQVAE(nn.Module):
         return torch.cat(pieces, dim=-1)
 
     def fingerprint(self) -> str:
-        """Identifies the codebooks codes refer to: a hash of the config and every level's codebook."""
-        h = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        """Identifies the codebooks codes refer to: a hash of the config and every level's codebook. The ablation
+        switches count only when on, so that models from before they existed keep their fingerprint."""
+        config = {k: v for k, v in self.config.to_dict().items()
+                  if k not in ABLATION_DEFAULTS or v != ABLATION_DEFAULTS[k]}
+        h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
         for codebook in self.codebooks:
             h.update(codebook.codebook.detach().float().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()[:16]
