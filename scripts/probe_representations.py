@@ -24,6 +24,7 @@ from openjukebox.audio import load_audio
 from openjukebox.bundle import load_bundle
 from openjukebox.jukebox import Jukebox
 from openjukebox.models import resolve_model
+from openjukebox.music_measures import mel_filterbank
 from openjukebox.prior.model import Prior
 
 SAMPLE_RATE = 22050
@@ -52,12 +53,7 @@ def mfcc_features(clip: np.ndarray, n_mfcc: int = 20, n_mels: int = 40) -> np.nd
     x = clip[0].astype(np.float64)
     frames = np.lib.stride_tricks.sliding_window_view(x, 2048)[::512] * np.hanning(2048)
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    mel = lambda f: 2595 * np.log10(1 + f / 700)  # noqa: E731
-    edges = 700 * (10 ** (np.linspace(mel(0), mel(SAMPLE_RATE / 2), n_mels + 2) / 2595) - 1)
-    freqs = np.fft.rfftfreq(2048, 1 / SAMPLE_RATE)
-    bank = np.clip(np.minimum((freqs - edges[:-2, None]) / (edges[1:-1, None] - edges[:-2, None]),
-                              (edges[2:, None] - freqs) / (edges[2:, None] - edges[1:-1, None])), 0, None)
-    log_mel = np.log(power @ bank.T + 1e-10)
+    log_mel = np.log(power @ mel_filterbank(SAMPLE_RATE, 2048, n_mels).T + 1e-10)
     k = np.arange(n_mels)
     dct = np.cos(np.pi / n_mels * (k[None] + 0.5) * np.arange(n_mfcc)[:, None])
     coefficients = log_mel @ dct.T

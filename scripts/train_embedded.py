@@ -161,7 +161,7 @@ def evaluate(work: Path, data: Path, bundle: Path) -> dict:
     return report
 
 
-STAGES = ("vqvae", "codes", "prior2", "prior1", "prior0")
+STAGES = ("data", "vqvae", "codes", "prior2", "prior1", "prior0")
 
 
 def main() -> None:
@@ -174,6 +174,8 @@ def main() -> None:
     args = parser.parse_args()
 
     prepare_data(args.data)
+    if args.stage == "data":
+        return
     if args.stage is None or args.stage in ("vqvae", "codes") or not (args.work / "codes-train" / CODES).is_file():
         train_vqvae(args.data / "train", args.work / "vqvae", "small", steps=2000, batch_size=8, save_every=250,
                     eval_every=500, eval_data=args.data / "heldout")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from openjukebox.audio import save_audio
-from openjukebox.music_measures import (measure_file, music_measures, onset_rate, pitch_salience, rms_db,
-                                        spectral_centroid, spectral_flatness)
+from openjukebox.music_measures import (measure_file, mel_filterbank, music_measures, onset_rate,
+                                        pitch_salience, rms_db, spectral_centroid, spectral_flatness)
 
 SR = 22050
 T = np.arange(4 * SR) / SR
@@ -89,3 +89,15 @@ def test_measure_file_resamples(tmp_path):
                              "rms_db"}
     assert measures["rms_db"] == pytest.approx(-3.01, abs=0.05)
     assert measures["pitch_salience"] > 0.9
+
+
+def test_mel_filterbank_triangles_sum_to_one_between_the_first_and_last_centre():
+    """Triangles that share their edges make a partition of unity: between the first and last centre frequency the
+    filters sum to exactly 1, and none is negative."""
+    bank = mel_filterbank(SR, 2048, 40)
+    assert bank.shape == (40, 1025) and bank.min() >= 0 and bank.max() <= 1
+    mel = 2595 * np.log10(1 + SR / 2 / 700)
+    centres = 700 * (10 ** (np.linspace(0, mel, 42)[1:-1] / 2595) - 1)
+    freqs = np.fft.rfftfreq(2048, 1 / SR)
+    inside = (freqs >= centres[0]) & (freqs <= centres[-1])
+    np.testing.assert_allclose(bank[:, inside].sum(0), 1.0, atol=1e-9)

@@ -116,6 +116,17 @@ def rms_db(audio: np.ndarray) -> float:
     return float(10 * np.log10(np.mean(_mono(audio) ** 2) + 1e-20))
 
 
+def mel_filterbank(sample_rate: int, n_fft: int, bands: int) -> np.ndarray:
+    """(bands, n_fft // 2 + 1) triangular filters equally spaced on the HTK mel scale (2595·log10(1 + f/700)),
+    each peaking at 1: power spectra @ bank.T give mel spectra (for plots and MFCC baselines)."""
+    mel = 2595 * np.log10(1 + np.array([0.0, sample_rate / 2]) / 700)
+    edges = 700 * (10 ** (np.linspace(mel[0], mel[1], bands + 2) / 2595) - 1)
+    freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)
+    rise = (freqs - edges[:-2, None]) / (edges[1:-1, None] - edges[:-2, None])
+    fall = (edges[2:, None] - freqs) / (edges[2:, None] - edges[1:-1, None])
+    return np.clip(np.minimum(rise, fall), 0, None)
+
+
 def music_measures(audio: np.ndarray, sample_rate: int) -> dict[str, float]:
     """All five measures of one clip, mono (samples,) or (channels, samples)."""
     return {"spectral_flatness": spectral_flatness(audio, sample_rate),
