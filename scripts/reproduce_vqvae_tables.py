@@ -1,6 +1,6 @@
 """The paper's VQ-VAE ablations (section 5.4: Tables 1-3, Figure 4) at small scale, on freely licensed real music.
 
-    python scripts/train_embedded.py --stage data                 # the music, as the embedded model's recipe lays it out
+    python scripts/train_embedded.py --stage data      # the music, laid out as the embedded model's recipe does
     python scripts/reproduce_vqvae_tables.py --work runs/tables [--steps 1000] [--out docs/paper-tables.md]
 
 Every variant is the `small` preset with one file of configs/ablations laid over it (the baseline: none), trained
@@ -119,7 +119,8 @@ def write_tables(sc: dict[str, list[float]], steps: int, out: Path, figure: Path
               f"{holds([sc['no-quantisation'][0], sc['codebook-2048'][0], sc['codebook-256'][0]])}",
               "", "## Table 3: the top level", "", "| ablation | here | paper |", "|---|---:|---:|",
               f"| none (the baseline) | {f(base[2])} | {PAPER['table3']['none (full model)']} |",
-              f"| without spectral loss | {f(sc['no-spectral-loss'][2])} | {PAPER['table3']['without spectral loss']} |",
+              f"| without spectral loss | {f(sc['no-spectral-loss'][2])} | "
+              f"{PAPER['table3']['without spectral loss']} |",
               f"| with a single autoencoder | {f(sc['single-autoencoder'][2])} | "
               f"{PAPER['table3']['with single autoencoder']} |", "",
               f"- Full < without spectral loss < single autoencoder: "

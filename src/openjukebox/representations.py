@@ -50,7 +50,8 @@ def song_features(bundle: Bundle, audio: np.ndarray, layer: int | None = None, p
     mono = torch.from_numpy(np.ascontiguousarray(audio.mean(0, keepdims=True), dtype=np.float32))[None]
     codes = vq.encode(mono.to(bundle.device), levels=[2])[0]  # (1, T)
     if codes.shape[1] == 0:
-        raise ConfigError(f"{mono.shape[-1]} samples of audio are shorter than one top-level code ({vq.hop_lengths[2]})")
+        raise ConfigError(f"{mono.shape[-1]} samples of audio are shorter than one top-level code "
+                          f"({vq.hop_lengths[2]})")
     n_ctx, hop, total = prior.config.n_ctx, prior.config.hop_length, mono.shape[-1]
     starts = list(range(0, codes.shape[1], n_ctx))
     summed, peak, count = None, None, 0
