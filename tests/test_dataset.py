@@ -355,6 +355,22 @@ def test_cache_decodes_only_new_or_changed_files(tmp_path, monkeypatch):
     assert np.all(ds.crop([f.path for f in ds.files].index("b.wav"), 0, 700) == np.float32(np.float16(-0.2)))
 
 
+def test_two_folders_sharing_a_cache_keep_each_others_entries(tmp_path, monkeypatch):
+    """A VQ-VAE run caches its training and evaluation folders in one place: indexing one must not make the other
+    decode everything again."""
+    write(tmp_path / "train" / "a.wav", np.full(300, 0.1))
+    write(tmp_path / "heldout" / "b.wav", np.full(400, 0.2))
+    folder(tmp_path / "train", tmp_path / "cache")
+    folder(tmp_path / "heldout", tmp_path / "cache")
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded a file that is already cached")
+
+    monkeypatch.setattr(dataset_module, "load_audio", no_decoding)
+    assert folder(tmp_path / "train", tmp_path / "cache").lengths.tolist() == [300]
+    assert folder(tmp_path / "heldout", tmp_path / "cache").lengths.tolist() == [400]
+
+
 def test_cache_is_per_sample_rate(tmp_path):
     write(tmp_path / "data" / "a.wav", np.zeros(8000), rate=8000)
     low = AudioFolder(tmp_path / "data", 8000, tmp_path / "cache")

@@ -103,7 +103,9 @@ class AudioFolder:
                 fields.update(_timed_lyrics(lrc, fields.get("lyrics", "")))
             files.append(AudioFile(rel, entry["channels"], entry["length"], entry["cache"], **fields))
         try:
-            atomic_write_text(index_path, json.dumps({"version": INDEX_VERSION, "files": entries}))
+            # Other folders' entries are kept: a VQ-VAE run caches its training and its evaluation folders in one
+            # place, and a code cache may reuse it.
+            atomic_write_text(index_path, json.dumps({"version": INDEX_VERSION, "files": {**known, **entries}}))
         except OSError as e:
             raise DataError(f"{index_path}: could not write the dataset index ({e.strerror or e})") from None
         if unreadable:
