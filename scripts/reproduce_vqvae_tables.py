@@ -48,9 +48,10 @@ def train_and_measure(name: str, data: Path, work: Path, steps: int, windows: in
     if result.is_file() and json.loads(result.read_text())["steps"] == steps:
         return json.loads(result.read_text())["sc_db"]
     config = None if VARIANTS[name] is None else ABLATIONS / f"{VARIANTS[name]}.toml"
-    train_vqvae(data / "train", run, "small", steps=steps, batch_size=8, save_every=250, config=config)
+    train_vqvae(data / "train", run, "small", steps=steps, batch_size=8, save_every=250, config=config,
+                audio_cache=work / "audio-cache")  # the music is decoded once for all variants
     model, _ = load_vqvae(run)
-    heldout = AudioFolder(data / "heldout", model.config.sample_rate, work / "heldout-cache", None)
+    heldout = AudioFolder(data / "heldout", model.config.sample_rate, work / "audio-cache", None)
     report = evaluate_vqvae(model, heldout, windows_per_file=windows)
     sc = [entry["spectral_convergence_db"] for entry in report["levels"]]
     atomic_write_text(result, json.dumps({"steps": steps, "sc_db": sc, "report": report}, indent=2) + "\n")
@@ -73,7 +74,7 @@ def figure4(data: Path, work: Path, out: Path, seconds: float = 3.0) -> None:
             "single autoencoder": "single-autoencoder"}
     models = {name: load_vqvae(work / name)[0] for name in rows.values() if name}
     rate = next(iter(models.values())).config.sample_rate
-    folder = AudioFolder(data / "heldout", rate, work / "heldout-cache", None)
+    folder = AudioFolder(data / "heldout", rate, work / "audio-cache", None)
     length = round(seconds * rate) // 128 * 128
     audio = torch.from_numpy(np.asarray(folder.crop(0, folder.files[0].length // 2, length)).mean(0)[None, None])
     mel = torch.tensor(mel_filterbank(rate, 2048, 80), dtype=torch.float32)

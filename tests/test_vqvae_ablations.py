@@ -120,3 +120,19 @@ def test_a_single_autoencoder_trains_every_level_through_one_reconstruction():
     with torch.no_grad():
         top_alone = model(audio).reconstructions[2]  # the top level's reconstruction uses only its own codes
     torch.testing.assert_close(model.decode(codes[2], 2, chunk_seconds=None), top_alone, atol=1e-5, rtol=0)
+
+
+def test_variants_share_one_audio_cache(music_dir, tmp_path, monkeypatch):
+    """The reproduction trains seven variants on the same music: it is decoded once."""
+    from openjukebox.data import dataset
+
+    shared = tmp_path / "audio-cache"
+    train_vqvae(music_dir, tmp_path / "a", "tiny", steps=1, batch_size=2, progress=False, audio_cache=shared)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded the music again")
+
+    monkeypatch.setattr(dataset, "load_audio", no_decoding)
+    train_vqvae(music_dir, tmp_path / "b", "tiny", steps=1, batch_size=2, progress=False, audio_cache=shared,
+                config=ABLATIONS / "no-restarts.toml")
+    assert not (tmp_path / "b" / "cache").exists() and load_vqvae(tmp_path / "b")[0].config.restart_threshold == 0

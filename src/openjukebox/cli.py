@@ -560,6 +560,8 @@ COMMANDS = [
         opt("--eval-data", help="folder of held-out audio for periodic evaluation"),
         opt("--metadata", help="CSV/JSONL labels table (default: DATA/metadata.csv|jsonl)"),
         opt("--seed", type=int, help="of the initial weights and the crops"),
+        opt("--audio-cache", metavar="DIR", help="where the decoded audio is kept (default: OUT/cache); runs on "
+            "the same --data can share one"),
     ], _train),
     Command("vqvae encode", "encode audio files to a codes .npz (all three levels)",
             ".vqvae.transcode:encode_audio_files", [

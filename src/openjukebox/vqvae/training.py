@@ -67,9 +67,11 @@ def vqvae_loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, 
 def train_vqvae(data: str | os.PathLike, out: str | os.PathLike, preset: str = "tiny", steps: int = 1000,
                 batch_size: int = 8, lr: float | None = None, save_every: int = 1000, eval_every: int | None = None,
                 seed: int = 0, metadata: str | os.PathLike | None = None, eval_data: str | os.PathLike | None = None,
-                progress: bool = True, config: ConfigSource | None = None, **config_overrides) -> int:
+                progress: bool = True, config: ConfigSource | None = None,
+                audio_cache: str | os.PathLike | None = None, **config_overrides) -> int:
     """Train (or resume training) a VQ-VAE in run directory `out` up to `steps`; returns the step reached.
 
+    The decoded audio is cached in `audio_cache` (default OUT/cache): several runs on the same data can share one.
     `config` (a JSON or TOML file, or a mapping of VQVAEConfig fields) is laid over the preset, and
     `config_overrides` over that: a new model size without code.
     Periodic evaluation uses `eval_data` when given, else fixed windows of the training data.
@@ -83,7 +85,7 @@ def train_vqvae(data: str | os.PathLike, out: str | os.PathLike, preset: str = "
     with contextlib.ExitStack() as hold:
         if distributed.is_main():  # one writer per run directory, until training ends
             hold.enter_context(writer_lock(out))
-        cache = out / "cache"
+        cache = out / "cache" if audio_cache is None else Path(audio_cache)
         dataset = AudioFolder(data, config.sample_rate, cache, metadata)
         eval_set = AudioFolder(eval_data, config.sample_rate, cache, None) if eval_data else dataset
         if distributed.is_main():
