@@ -52,17 +52,17 @@ def song_features(bundle: Bundle, audio: np.ndarray, layer: int | None = None, p
     if codes.shape[1] == 0:
         raise ConfigError(f"{mono.shape[-1]} samples of audio are shorter than one top-level code "
                           f"({vq.hop_lengths[2]})")
-    n_ctx, hop, total = prior.config.n_ctx, prior.config.hop_length, mono.shape[-1]
-    starts = list(range(0, codes.shape[1], n_ctx))
+    n_ctx, hop, total, n = prior.config.n_ctx, prior.config.hop_length, mono.shape[-1], codes.shape[1]
+    starts = list(range(0, n, n_ctx))
     summed, peak, count = None, None, 0
-    for lengths in (n_ctx, codes.shape[1] % n_ctx):  # the full windows, in batches; then the shorter last one
-        group = [s for s in starts if min(n_ctx, codes.shape[1] - s) == lengths] if lengths else []
+    full, last = [s for s in starts if s + n_ctx <= n], [s for s in starts if s + n_ctx > n]
+    for group, length in ((full, n_ctx), (last, n % n_ctx)):  # the full windows, `batch` at a time; then the rest
         for i in range(0, len(group), batch):
             chunk = group[i:i + batch]
-            windows = torch.stack([codes[0, s:s + lengths] for s in chunk])
+            windows = torch.stack([codes[0, s:s + length] for s in chunk])
             labels = replace(bundle.labels(None, None, total, len(chunk)),
                              offset=torch.tensor(chunk) * hop).to(bundle.device)
-            h = prior.activations(windows, labels, layer).double()  # (windows, lengths, width)
+            h = prior.activations(windows, labels, layer).double()  # (windows, length, width)
             summed = h.sum((0, 1)) if summed is None else summed + h.sum((0, 1))
             top = h.amax((0, 1))
             peak = top if peak is None else torch.maximum(peak, top)
