@@ -1,20 +1,21 @@
 """Reproduce the embedded model from scratch: data, VQ-VAE, code caches, three priors, fp16 bundle, metrics.
 
 Every stage is resumable: re-running the script skips what is finished and continues a training run from its
-last checkpoint, so it survives being stopped. On a 2-core CPU the whole recipe takes about 2.5 hours.
+last checkpoint, so it survives being stopped. On a 2-core CPU, v1 takes about 2 hours and v2 about 2.5.
 
-    python scripts/train_embedded.py --work runs/embedded            # everything
-    python scripts/train_embedded.py --work runs/embedded --install  # then copy the bundle into the package
+    python scripts/train_embedded.py                      # everything, into runs/embedded-v1
+    python scripts/train_embedded.py --install            # then copy the bundle into the package
+    python scripts/train_embedded.py --recipe v2          # the larger version tried (docs/embedded-model.md)
 
 On two or more cores the three priors can train at once, one process (and one thread) each:
 
-    python scripts/train_embedded.py --stage codes                   # data, VQ-VAE, code caches
+    python scripts/train_embedded.py --stage codes        # data, VQ-VAE, code caches
     for level in 2 1 0; do OMP_NUM_THREADS=1 python scripts/train_embedded.py --stage prior$level & done; wait
-    python scripts/train_embedded.py --install                       # bundle, metrics (finished stages skip)
+    python scripts/train_embedded.py --install            # bundle, metrics (finished stages skip)
 
-Data: five Debian packages of freely licensed game music (SOURCES, each installed with apt if missing; licences in
-/usr/share/doc/PACKAGE/copyright). A track's artist and genre tags give its labels, with a per-package fallback
-where a tag is missing.
+Data: Debian packages of freely licensed game music (v1: wesnoth-1.16-music; v2: four more), each installed with apt
+if missing; licences in /usr/share/doc/PACKAGE/copyright. A track's artist and genre tags give its labels, with a
+per-package fallback where a tag is missing.
 """
 
 from __future__ import annotations
@@ -56,57 +57,74 @@ class Source:
     skip: tuple[str, ...] = ()
 
 
-SOURCES = (
-    Source("wesnoth-1.16-music", "/usr/share/games/wesnoth/1.16/data/core/music", "*.ogg", "GPL-2+",
-           "the Battle for Wesnoth project",
-           heldout=("frantic", "traveling_minstrels"), skip=("silence",)),
+WESNOTH = Source("wesnoth-1.16-music", "/usr/share/games/wesnoth/1.16/data/core/music", "*.ogg", "GPL-2+",
+                 "the Battle for Wesnoth project", heldout=("frantic", "traveling_minstrels"), skip=("silence",))
+MORE_SOURCES = (
     Source("colobot-common-sounds", "/usr/share/games/colobot/music", "*.ogg", "GPL-3+",
-           "Daniel Roux, EPSITEC SA & TerranovaTeam", genre="soundtrack",
-           heldout=("Proton",)),
+           "Daniel Roux, EPSITEC SA & TerranovaTeam", genre="soundtrack", heldout=("Proton",)),
     Source("drascula-music", "/usr/share/scummvm/drascula/audio", "track*.ogg", "the Drascula licence (BSD-like)",
-           "Alcachofa Soft S.L.",           genre="adventure game", heldout=("track23",)),
+           "Alcachofa Soft S.L.", genre="adventure game", heldout=("track23",)),
     Source("asc-music", "/usr/share/games/asc/music", "*.mp3", "GPL-2+", "Michael Kievernagel",
            artist="Michael Kievernagel", genre="game"),
     Source("fb-music-high", "/usr/share/games/frozen-bubble/snd", "*zik*.ogg", "GPL-2+", "Matthias Le Bidan",
-           artist="Matthias Le Bidan",
-           genre="game"),
+           artist="Matthias Le Bidan", genre="game"),
 )
-MIN_SECONDS = 20.0  # shorter files are jingles and sound effects
 
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """What one version of the embedded model was trained on, and at what size."""
+    sources: tuple[Source, ...]
+    licence: str  # of the weights: one that every source's licence allows
+    min_seconds: float  # shorter tracks are left out (jingles, sound effects)
+    vqvae_tracks: tuple[str, ...] | None  # the VQ-VAE's training tracks, by name; None: all the training music
+    upsampler: dict | None  # laid over the `small` preset's upsamplers (prior.config), None: the preset
+
+
+RECIPES = {
+    # The model in the package: one soundtrack, the VQ-VAE of docs/vqvae-results.md, `small` priors.
+    "v1": Recipe((WESNOTH,), "GPL-2.0-or-later", 0.0,
+                 ("battle", "knolls", "wanderer", "heroes_rite", "the_deep_path", "northerners"), None),
+    # Tried for version 2 (docs/embedded-model.md says how it measured): five packages, the VQ-VAE on all of it,
+    # wider and deeper upsamplers (still under 2 minutes for 10 s on 2 CPU cores).
+    "v2": Recipe((WESNOTH, *MORE_SOURCES), "GPL-3.0-or-later", 20.0, None,
+                 {"transformer": {"width": 192, "depth": 8, "heads": 2}, "cond_width": 128, "cond_depth": 4}),
+}
 PRIOR_STEPS = {2: 6000, 1: 3000, 0: 3000}
-# The upsamplers are wider and deeper than the `small` preset: version 1's (width 128, 6 layers) lost the top
-# level's harmony at level 0. This size keeps 10 s through all three levels under 2 minutes on 2 CPU cores.
-UPSAMPLER = {"transformer": {"width": 192, "depth": 8, "heads": 2}, "cond_width": 128, "cond_depth": 4}
 # A clip samples as the start of a song this long unless asked otherwise: the training tracks last minutes, and
 # the only ones under 19 s (the shortest timing bin) are victory and defeat jingles that end in silence.
 SONG_SECONDS = 180.0
 PACKAGE_MODEL = Path(__file__).resolve().parents[1] / "src" / "openjukebox" / "embedded"
 
 
-def source_tracks(source: Source) -> list[Path]:
+def source_tracks(source: Source, min_seconds: float) -> list[Path]:
     folder = Path(source.folder)
     if not folder.is_dir():
         subprocess.run(["apt-get", "install", "-y", "-qq", source.package], check=True)
     return sorted(p for p in folder.glob(source.pattern)
-                  if p.stem not in source.skip and soundfile.info(p).duration >= MIN_SECONDS)
+                  if p.stem not in source.skip and soundfile.info(p).duration >= min_seconds)
 
 
-def prepare_data(data: Path) -> None:
-    """Links the tracks into DATA/{train,heldout} and writes each split's metadata.csv from the tags.
+def prepare_data(recipe: Recipe, data: Path) -> None:
+    """Links the tracks into DATA/{train,heldout,vqvae} and writes each split's metadata.csv from the tags.
 
     Names are prefixed by package, so that two packages' `track1.ogg` cannot collide."""
-    splits: dict[str, list[dict]] = {"train": [], "heldout": []}
-    for source in SOURCES:
-        for track in source_tracks(source):
+    splits: dict[str, list[dict]] = {"train": [], "heldout": [], "vqvae": []}
+    for source in recipe.sources:
+        for track in source_tracks(source, recipe.min_seconds):
             tags = soundfile.SoundFile(track).copy_metadata()
             name = f"{source.package}-{track.name}"
-            split = "heldout" if track.stem in source.heldout else "train"
-            link = data / split / name
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if not link.exists():
-                link.symlink_to(track)
-            splits[split].append({"path": name, "artist": tags.get("artist") or source.artist,
-                                  "genre": (tags.get("genre") or source.genre).lower(), "lyrics": ""})
+            row = {"path": name, "artist": tags.get("artist") or source.artist,
+                   "genre": (tags.get("genre") or source.genre).lower(), "lyrics": ""}
+            chosen = ["heldout"] if track.stem in source.heldout else ["train"]
+            if chosen == ["train"] and (recipe.vqvae_tracks is None or track.stem in recipe.vqvae_tracks):
+                chosen.append("vqvae")
+            for split in chosen:
+                link = data / split / name
+                link.parent.mkdir(parents=True, exist_ok=True)
+                if not link.exists():
+                    link.symlink_to(track)
+                splits[split].append(row)
     for split, rows in splits.items():
         table = io.StringIO(newline="")
         writer = csv.DictWriter(table, fieldnames=["path", "artist", "genre", "lyrics"])
@@ -116,22 +134,22 @@ def prepare_data(data: Path) -> None:
         print(f"{data / split}: {len(rows)} tracks")
 
 
-def write_model_licence(bundle: Path, data: Path) -> None:
-    """The weights learned from GPL-2+, GPL-3+ and BSD-like music, so they are offered under GPL-3.0-or-later (what
-    all three allow together), crediting each package and its composers."""
+def write_model_licence(recipe: Recipe, bundle: Path, data: Path) -> None:
+    """The weights are offered under a licence that every source's allows, crediting each package and its
+    composers."""
     with open(data / "train" / "metadata.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     lines = []
-    for source in SOURCES:
+    for source in recipe.sources:
         composers = sorted({row["artist"] for row in rows if row["path"].startswith(source.package + "-")} - {""})
         lines.append(f"- `{source.package}`, {source.licence}, copyright {source.holder} "
                      f"(/usr/share/doc/{source.package}/copyright). Composers: "
                      f"{', '.join(composers) or 'not named'}.")
     (bundle / "LICENSE.md").write_text(
         "# The embedded model's licence\n\n"
-        "These weights were trained on freely licensed game music packaged by Debian. They are offered under the "
-        "GNU General Public License, version 3 or later (GPL-3.0-or-later), which the licences of all the music "
-        "allow. The openjukebox code that uses them is MIT.\n\n"
+        "These weights were trained on freely licensed game music packaged by Debian. They are offered under "
+        f"{recipe.licence}, which the licences of all the music allow. The openjukebox code that uses them is "
+        "MIT.\n\n"
         "The music, by Debian package:\n\n" + "\n".join(lines) + "\n\n"
         "How the model was made, and how well it does: docs/embedded-model.md in the openjukebox repository.\n")
 
@@ -166,18 +184,22 @@ STAGES = ("data", "vqvae", "codes", "prior2", "prior1", "prior0")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=Path("runs/embedded"))
-    parser.add_argument("--data", type=Path, default=Path("data/embedded"))
+    parser.add_argument("--recipe", choices=list(RECIPES), default="v1", help="v1: the model in the package")
+    parser.add_argument("--work", type=Path, help="default: runs/embedded-RECIPE")
+    parser.add_argument("--data", type=Path, help="default: data/embedded-RECIPE")
     parser.add_argument("--stage", choices=STAGES, help="stop after this stage (a prior stage: train that prior "
                         "alone, once the code caches exist, so that the three priors can train at once)")
     parser.add_argument("--install", action="store_true", help=f"copy the bundle to {PACKAGE_MODEL}")
     args = parser.parse_args()
+    recipe = RECIPES[args.recipe]
+    args.work = args.work or Path(f"runs/embedded-{args.recipe}")
+    args.data = args.data or Path(f"data/embedded-{args.recipe}")
 
-    prepare_data(args.data)
+    prepare_data(recipe, args.data)
     if args.stage == "data":
         return
     if args.stage is None or args.stage in ("vqvae", "codes") or not (args.work / "codes-train" / CODES).is_file():
-        train_vqvae(args.data / "train", args.work / "vqvae", "small", steps=2000, batch_size=8, save_every=250,
+        train_vqvae(args.data / "vqvae", args.work / "vqvae", "small", steps=2000, batch_size=8, save_every=250,
                     eval_every=500, eval_data=args.data / "heldout")
         if args.stage == "vqvae":
             return
@@ -187,7 +209,7 @@ def main() -> None:
     for level, steps in PRIOR_STEPS.items():
         if args.stage in (None, f"prior{level}"):
             train_prior(args.work / "codes-train", level, args.work / f"prior{level}", "small", steps=steps,
-                        batch_size=16, lr=1e-3, save_every=500, config=UPSAMPLER if level < 2 else None)
+                        batch_size=16, lr=1e-3, save_every=500, config=recipe.upsampler if level < 2 else None)
     if args.stage is not None:
         return
     bundle = args.work / "bundle"
@@ -197,7 +219,7 @@ def main() -> None:
                         dtype=torch.float16)
     manifest = json.loads((bundle / MANIFEST).read_text())
     atomic_write_text(bundle / MANIFEST, json.dumps({**manifest, "song_seconds": SONG_SECONDS}, indent=2) + "\n")
-    write_model_licence(bundle, args.data)
+    write_model_licence(recipe, bundle, args.data)
     metrics = args.work / "metrics.json"
     if not metrics.is_file():
         atomic_write_text(metrics, json.dumps(evaluate(args.work, args.data, bundle), indent=2) + "\n")
