@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="bundle (default: the embedded model)")
     parser.add_argument("--clips", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--layers", type=int, nargs="+", help="the top prior's layers to probe (default: all)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -108,19 +109,19 @@ def main() -> None:
     random_bundle = load_bundle(resolve_model(args.model))
     random_bundle.priors[2] = Prior(random_bundle.priors[2].config).eval()
     untrained = Jukebox(random_bundle)
-    depth = bundle.priors[2].config.transformer.depth
+    layers = args.layers or list(range(1, bundle.priors[2].config.transformer.depth + 1))
 
     tracks = sorted(p for split in ("train", "heldout") for p in (args.data / split).iterdir()
                     if p.suffix.lower() in (".ogg", ".mp3", ".wav", ".flac"))
     rows: dict[str, list[np.ndarray]] = {"mfcc": [], "random prior": [],
-                                         **{f"layer {layer}": [] for layer in range(1, depth + 1)}}
+                                         **{f"layer {layer}": [] for layer in layers}}
     labels, groups = [], []
     for track in tracks:
         package = package_of(track)
         for clip in clips_of(track, args.clips, args.seconds):
             rows["mfcc"].append(mfcc_features(clip))
             rows["random prior"].append(untrained.embed(clip))
-            for layer in range(1, depth + 1):
+            for layer in layers:
                 rows[f"layer {layer}"].append(trained.embed(clip, layer))
             labels.append(package)
             groups.append(track.name)
