@@ -37,11 +37,9 @@ def song_features(bundle: Bundle, audio: np.ndarray, layer: int | None = None, p
     output (1 … depth, default the middle) at every top-level code, pooled over the whole song (or its first
     `seconds`). Windows of n_ctx codes go `batch` at a time; each is told the song's length and its offset, and the
     `unknown` artist and genre, so that the features describe the audio rather than a label."""
-    if pool not in POOLS:
-        raise ConfigError(f"pool (--pool) must be one of {', '.join(POOLS)}, got {pool!r}")
+    layer = checked_layer(bundle, layer, pool)
     if batch < 1:
         raise ConfigError(f"batch (--batch) must be positive, got {batch}")
-    bundle.require([2])
     prior, vq = bundle.prior(2), bundle.vqvae
     if seconds is not None:
         if not seconds > 0:
@@ -83,14 +81,8 @@ def embed_files(bundle: Bundle, paths: Sequence[str | os.PathLike], out: str | o
     out = Path(out)
     if out.suffix != ".npz":
         raise ConfigError(f"{out}: --out must end in .npz")
-    bundle.require([2])
+    layer = checked_layer(bundle, layer, pool)
     files = _audio_files(paths, bundle.priors[2].config.hop_length / bundle.vqvae.config.sample_rate)
-    depth = bundle.priors[2].config.transformer.depth
-    layer = depth // 2 if layer is None else layer
-    if not 1 <= layer <= depth:
-        raise ConfigError(f"layer (--layer) {layer}: this model's top prior has layers 1 to {depth}")
-    if pool not in POOLS:
-        raise ConfigError(f"pool (--pool) must be one of {', '.join(POOLS)}, got {pool!r}")
     settings = {"model": bundle.fingerprint(), "layer": layer, "pool": pool, "seconds": seconds}
     parts = out.with_name(out.name + ".parts")
     with writer_lock(parts):
@@ -117,6 +109,18 @@ def embed_files(bundle: Bundle, paths: Sequence[str | os.PathLike], out: str | o
     if not any(parts.iterdir()):
         parts.rmdir()
     return out
+
+
+def checked_layer(bundle: Bundle, layer: int | None, pool: str) -> int:
+    """The top prior's layer to read (default: the middle one), refusing a layer or pooling it does not have."""
+    bundle.require([2])
+    depth = bundle.priors[2].config.transformer.depth
+    layer = depth // 2 if layer is None else layer
+    if not 1 <= layer <= depth:
+        raise ConfigError(f"layer (--layer) {layer}: this model's top prior has layers 1 to {depth}")
+    if pool not in POOLS:
+        raise ConfigError(f"pool (--pool) must be one of {', '.join(POOLS)}, got {pool!r}")
+    return layer
 
 
 def load_features(path: str | os.PathLike) -> tuple[np.ndarray, list[str], dict]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,8 @@ from .config import VQVAEConfig
 from .losses import reconstruction_loss, spectral_convergence_db, spectral_loss
 
 
-ABLATION_DEFAULTS = {"quantise": True, "hierarchical": False}
+# The ablation switches at their defaults (the model as released), read from the config's own defaults.
+ABLATION_DEFAULTS = {f.name: f.default for f in fields(VQVAEConfig) if f.name in ("quantise", "hierarchical")}
 
 
 @dataclass
