@@ -185,3 +185,41 @@ def test_torchrun_splits_the_samples_and_writes_the_files_of_one_process(tmp_pat
             assert np.array_equal(sf.read(tmp_path / "one" / f"sample-{i}-level{level}.wav")[0],
                                   sf.read(tmp_path / "two" / f"sample-{i}-level{level}.wav")[0])
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == sorted(p.name for p in (tmp_path / "two").iterdir())
+
+
+def test_upsampling_temperature_changes_only_the_upsamplers(tmp_path, bundle_dir):
+    """The top level's codes do not change; the upsampler's, drawn near temperature 0, are its greedy (top-1) codes
+    over the same top level; a bundle's own upsampling temperature acts as if the request had said it, and a
+    request's own beats it; a bad value in a request or a manifest is refused by name."""
+    import json
+    import shutil
+
+    def codes(out, bundle=None, top=None, **options):
+        if top is not None:  # continue from these top-level codes, as `upsample` continues a preview
+            (tmp_path / out).mkdir()
+            shutil.copy(top / "level2.npz", tmp_path / out / "level2.npz")
+        sample(bundle or load_bundle(bundle_dir), tmp_path / out,
+               SampleRequest(duration=1.0, seed=5, levels=[2, 1], **options), progress=False)
+        return [np.load(tmp_path / out / f"level{level}.npz")["codes"] for level in (2, 1)]
+
+    plain = codes("plain")
+    cold = codes("cold", upsampling_temperature=1e-6)
+    greedy = codes("greedy", top=tmp_path / "plain", top_k=1)
+    assert np.array_equal(plain[0], cold[0]) and not np.array_equal(plain[1], cold[1])
+    assert np.array_equal(cold[1], greedy[1])
+    with_default = tmp_path / "with-default"
+    shutil.copytree(bundle_dir, with_default)
+    manifest = json.loads((with_default / "manifest.json").read_text())
+    (with_default / "manifest.json").write_text(json.dumps({**manifest, "upsampling_temperature": 1e-6}))
+    assert np.array_equal(cold[1], codes("default", load_bundle(with_default))[1])
+    assert np.array_equal(plain[1], codes("asked", load_bundle(with_default), upsampling_temperature=1.0)[1])
+
+    result = cli("sample", "--model", bundle_dir, "--duration", 1, "--upsampling-temperature", 0, "--out",
+                 tmp_path / "zero")
+    assert result.returncode == 1 and result.stderr.strip().endswith(
+        "upsampling_temperature (--upsampling-temperature) must be positive, got 0.0")
+    assert not (tmp_path / "zero").exists()
+    (with_default / "manifest.json").write_text(json.dumps({**manifest, "upsampling_temperature": "hot"}))
+    result = cli("sample", "--model", with_default, "--duration", 1, "--out", tmp_path / "hot")
+    assert result.returncode == 1 and "upsampling_temperature must be a positive number, got 'hot'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "hot").exists()

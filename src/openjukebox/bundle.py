@@ -46,6 +46,9 @@ class Bundle:
     # Levels whose prior keys names to other ids than the top prior (1b_lyrics: its upsamplers read v2 ids, its
     # top prior v3 ones); the others use `label_encoder`.
     level_labels: dict[int, LabelEncoder] = field(default_factory=dict)
+    # The temperature the upsamplers draw at unless a request says otherwise (None: the request's temperature):
+    # the embedded model's small upsamplers keep the top level's harmony only below 1 (docs/embedded-model.md).
+    upsampling_temperature: float | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
@@ -221,5 +224,17 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu", dty
     labels = LabelEncoder.from_json(manifest, path / MANIFEST)
     level_labels = {int(level): LabelEncoder.from_json(data, path / MANIFEST)
                     for level, data in (manifest.get("level_labels") or {}).items()}
-    return Bundle(path, vqvae, priors, labels, torch.device(device), manifest.get("song_seconds"), dtype,
-                  level_labels)
+    defaults = {key: _positive_number(manifest, key, path / MANIFEST) for key in ("song_seconds",
+                                                                                  "upsampling_temperature")}
+    return Bundle(path, vqvae, priors, labels, torch.device(device), defaults["song_seconds"], dtype, level_labels,
+                  defaults["upsampling_temperature"])
+
+
+def _positive_number(manifest: dict, key: str, where: Path) -> float | None:
+    """The manifest's optional `key`, refused by name unless a positive finite number."""
+    value = manifest.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise CheckpointError(f"{where}: {key} must be a positive number, got {value!r}")
+    return float(value)

@@ -238,7 +238,8 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
             if start_codes is None or start_codes.shape[1] < total:
                 codes = sample_level(prior, total, _rows_of(labels[level], rows), seed=request.seed * 3 + level,
                                      prompt=None if start_codes is None else start_codes[rows],
-                                     upper_codes=upper, hop_fraction=request.hop_fraction, filters=request.filters(),
+                                     upper_codes=upper, hop_fraction=request.hop_fraction,
+                                     filters=request.filters(level, bundle.upsampling_temperature),
                                      batch=len(share), sample_ids=torch.arange(share.start, share.stop),
                                      compile=compile, on_window=save)
             else:

@@ -62,6 +62,10 @@ class SampleRequest:
     genres: list[str] = option("a genre the model knows; repeat for several", factory=list, flags=("--genre",),
                                action="append", metavar="GENRE")
     temperature: float = option("above 1: more surprising, below 1: safer", 1.0)
+    # The upsamplers' own temperature: below 1 they keep more of the top level's harmony (a small upsampler drawn
+    # at 1 blurs it into noise). None: the model's own (its manifest's `upsampling_temperature`), else temperature.
+    upsampling_temperature: float | None = option(
+        "temperature of the upsamplers, levels 1 and 0 (default: the model's own, else --temperature)", type=float)
     top_k: int = option("draw only from the k likeliest codes (0: all)", 0)
     top_p: float = option("draw only from the likeliest codes that make up this probability (0: all)", 0.0)
     hop_fraction: float = option("how far each window of a long song moves, as a fraction of the window", 0.5)
@@ -86,7 +90,8 @@ class SampleRequest:
 
     def check(self) -> None:
         """Every value in range (NaN and infinity refused by name), before anything is written."""
-        for name in ("duration", "prompt_seconds", "hop_fraction", "temperature", "top_p", "song_seconds"):
+        for name in ("duration", "prompt_seconds", "hop_fraction", "temperature", "upsampling_temperature", "top_p",
+                     "song_seconds"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ConfigError(f"{name} (--{name.replace('_', '-')}) must be a finite number, got {value}")
@@ -107,10 +112,17 @@ class SampleRequest:
         if self.prompt is not None and not 0 < self.prompt_seconds < self.duration:
             raise ConfigError("prompt_seconds (--prompt-seconds) must be positive and shorter than duration "
                               "(--duration)")
-        self.filters()
+        if self.upsampling_temperature is not None and not self.upsampling_temperature > 0:
+            raise ConfigError(f"upsampling_temperature (--upsampling-temperature) must be positive, got "
+                              f"{self.upsampling_temperature}")
+        self.filters(2)
 
-    def filters(self) -> Filters:
-        return Filters(self.temperature, self.top_k, self.top_p)
+    def filters(self, level: int, model_upsampling_temperature: float | None = None) -> Filters:
+        """The filters of one level: the upsamplers (levels 1 and 0) draw at the upsampling temperature asked
+        for, else the model's own, else the top level's."""
+        temperature = self.temperature if level == 2 else \
+            self.upsampling_temperature or model_upsampling_temperature or self.temperature
+        return Filters(temperature, self.top_k, self.top_p)
 
 
 def parse_schedule(text: str, artist: str | None, genres: list[str]) -> list[tuple[float, str | None, list[str]]]:
