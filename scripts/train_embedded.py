@@ -94,6 +94,9 @@ PRIOR_STEPS = {2: 6000, 1: 3000, 0: 3000}
 # A clip samples as the start of a song this long unless asked otherwise: the training tracks last minutes, and
 # the only ones under 19 s (the shortest timing bin) are victory and defeat jingles that end in silence.
 SONG_SECONDS = 180.0
+# The upsamplers draw at this temperature unless asked otherwise: at 1 the small upsamplers blur the top level's
+# harmony into noise; at 0.7 level 0 keeps most of it (docs/embedded-model.md, "Upsampling temperature").
+UPSAMPLING_TEMPERATURE = 0.7
 PACKAGE_MODEL = Path(__file__).resolve().parents[1] / "src" / "openjukebox" / "embedded"
 
 
@@ -218,7 +221,8 @@ def main() -> None:
         assemble_bundle(args.work / "vqvae", {level: args.work / f"prior{level}" for level in range(3)}, bundle,
                         dtype=torch.float16)
     manifest = json.loads((bundle / MANIFEST).read_text())
-    atomic_write_text(bundle / MANIFEST, json.dumps({**manifest, "song_seconds": SONG_SECONDS}, indent=2) + "\n")
+    defaults = {"song_seconds": SONG_SECONDS, "upsampling_temperature": UPSAMPLING_TEMPERATURE}
+    atomic_write_text(bundle / MANIFEST, json.dumps({**manifest, **defaults}, indent=2) + "\n")
     write_model_licence(recipe, bundle, args.data)
     metrics = args.work / "metrics.json"
     if not metrics.is_file():
