@@ -224,10 +224,9 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu", dty
     labels = LabelEncoder.from_json(manifest, path / MANIFEST)
     level_labels = {int(level): LabelEncoder.from_json(data, path / MANIFEST)
                     for level, data in (manifest.get("level_labels") or {}).items()}
-    defaults = {key: _positive_number(manifest, key, path / MANIFEST) for key in ("song_seconds",
-                                                                                  "upsampling_temperature")}
-    return Bundle(path, vqvae, priors, labels, torch.device(device), defaults["song_seconds"], dtype, level_labels,
-                  defaults["upsampling_temperature"])
+    return Bundle(path, vqvae, priors, labels, torch.device(device),
+                  _positive_number(manifest, "song_seconds", path / MANIFEST), dtype, level_labels,
+                  _positive_number(manifest, "upsampling_temperature", path / MANIFEST))
 
 
 def _positive_number(manifest: dict, key: str, where: Path) -> float | None:

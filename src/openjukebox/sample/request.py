@@ -120,8 +120,8 @@ class SampleRequest:
     def filters(self, level: int, model_upsampling_temperature: float | None = None) -> Filters:
         """The filters of one level: the upsamplers (levels 1 and 0) draw at the upsampling temperature asked
         for, else the model's own, else the top level's."""
-        temperature = self.temperature if level == 2 else \
-            self.upsampling_temperature or model_upsampling_temperature or self.temperature
+        choices = [] if level == 2 else [self.upsampling_temperature, model_upsampling_temperature]
+        temperature = next((t for t in choices if t is not None), self.temperature)
         return Filters(temperature, self.top_k, self.top_p)
 
 
