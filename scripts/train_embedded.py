@@ -79,6 +79,8 @@ class Recipe:
     min_seconds: float  # shorter tracks are left out (jingles, sound effects)
     vqvae_tracks: tuple[str, ...] | None  # the VQ-VAE's training tracks, by name; None: all the training music
     upsampler: dict | None  # laid over the `small` preset's upsamplers (prior.config), None: the preset
+    prior_steps: dict[int, int] = dataclasses.field(default_factory=lambda: {2: 6000, 1: 3000, 0: 3000})
+    cooldown_steps: int = 0  # each prior's last steps lower the learning rate linearly to 0
 
 
 RECIPES = {
@@ -89,8 +91,12 @@ RECIPES = {
     # wider and deeper upsamplers (still under 2 minutes for 10 s on 2 CPU cores).
     "v2": Recipe((WESNOTH, *MORE_SOURCES), "GPL-3.0-or-later", 20.0, None,
                  {"transformer": {"width": 192, "depth": 8, "heads": 2}, "cond_width": 128, "cond_depth": 4}),
+    # The model in the package since version 3: version 1's data and VQ-VAE; the upsamplers trained 5.3 times
+    # longer and the top prior 1.7 times, each ending in a cool-down, so that the upsamplers are surer of their codes.
+    "v3": Recipe((WESNOTH,), "GPL-2.0-or-later", 0.0,
+                 ("battle", "knolls", "wanderer", "heroes_rite", "the_deep_path", "northerners"), None,
+                 prior_steps={2: 10000, 1: 16000, 0: 16000}, cooldown_steps=3000),
 }
-PRIOR_STEPS = {2: 6000, 1: 3000, 0: 3000}
 # A clip samples as the start of a song this long unless asked otherwise: the training tracks last minutes, and
 # the only ones under 19 s (the shortest timing bin) are victory and defeat jingles that end in silence.
 SONG_SECONDS = 180.0
@@ -157,14 +163,14 @@ def write_model_licence(recipe: Recipe, bundle: Path, data: Path) -> None:
         "How the model was made, and how well it does: docs/embedded-model.md in the openjukebox repository.\n")
 
 
-def build_caches(work: Path, data: Path) -> None:
-    """The training split reuses the audio the VQ-VAE decoded while training on it; the held-out one is decoded
-    into a cache of its own, removed once encoded."""
+def build_caches(work: Path, data: Path, vqvae: Path) -> None:
+    """The training split reuses the audio the VQ-VAE decoded while training on it (when it trained here); the
+    held-out one is decoded into a cache of its own, removed once encoded."""
     for split in ("train", "heldout"):
         out = work / f"codes-{split}"
         if not (out / CODES).is_file():
-            audio_cache = work / "vqvae" / "cache" if split == "train" else None
-            build_code_cache(work / "vqvae", data / split, out, data / split / "metadata.csv", audio_cache=audio_cache)
+            audio_cache = vqvae / "cache" if split == "train" and (vqvae / "cache").is_dir() else None
+            build_code_cache(vqvae, data / split, out, data / split / "metadata.csv", audio_cache=audio_cache)
             shutil.rmtree(out / "audio-cache", ignore_errors=True)
 
 
@@ -192,6 +198,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="default: data/embedded-RECIPE")
     parser.add_argument("--stage", choices=STAGES, help="stop after this stage (a prior stage: train that prior "
                         "alone, once the code caches exist, so that the three priors can train at once)")
+    parser.add_argument("--vqvae", type=Path, help="a trained VQ-VAE (run or checkpoint) to train the priors on, "
+                        "instead of training one (e.g. the package's, src/openjukebox/embedded/vqvae)")
     parser.add_argument("--install", action="store_true", help=f"copy the bundle to {PACKAGE_MODEL}")
     args = parser.parse_args()
     recipe = RECIPES[args.recipe]
@@ -201,24 +209,27 @@ def main() -> None:
     prepare_data(recipe, args.data)
     if args.stage == "data":
         return
+    vqvae = args.vqvae or args.work / "vqvae"
     if args.stage is None or args.stage in ("vqvae", "codes") or not (args.work / "codes-train" / CODES).is_file():
-        train_vqvae(args.data / "vqvae", args.work / "vqvae", "small", steps=2000, batch_size=8, save_every=250,
-                    eval_every=500, eval_data=args.data / "heldout")
+        if args.vqvae is None:
+            train_vqvae(args.data / "vqvae", vqvae, "small", steps=2000, batch_size=8, save_every=250,
+                        eval_every=500, eval_data=args.data / "heldout")
         if args.stage == "vqvae":
             return
-        build_caches(args.work, args.data)
+        build_caches(args.work, args.data, vqvae)
         if args.stage == "codes":
             return
-    for level, steps in PRIOR_STEPS.items():
+    for level, steps in recipe.prior_steps.items():
         if args.stage in (None, f"prior{level}"):
             train_prior(args.work / "codes-train", level, args.work / f"prior{level}", "small", steps=steps,
-                        batch_size=16, lr=1e-3, save_every=500, config=recipe.upsampler if level < 2 else None)
+                        batch_size=16, lr=1e-3, save_every=500, config=recipe.upsampler if level < 2 else None,
+                        cooldown_steps=recipe.cooldown_steps)
     if args.stage is not None:
         return
     bundle = args.work / "bundle"
     if not (bundle / MANIFEST).is_file():
         shutil.rmtree(bundle, ignore_errors=True)  # an interrupted write
-        assemble_bundle(args.work / "vqvae", {level: args.work / f"prior{level}" for level in range(3)}, bundle,
+        assemble_bundle(vqvae, {level: args.work / f"prior{level}" for level in range(3)}, bundle,
                         dtype=torch.float16)
     manifest = json.loads((bundle / MANIFEST).read_text())
     defaults = {"song_seconds": SONG_SECONDS, "upsampling_temperature": UPSAMPLING_TEMPERATURE}

@@ -1,5 +1,6 @@
 """Priors trained on a user's music: codes cache → prior train (resumable) → eval → bundle → sample."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -147,3 +148,24 @@ def test_prior_eval_on_a_codes_file_from_vqvae_encode(tmp_path, cache, tiny_run,
     result = cli("prior", "eval", "--model", run, "--level", 2, "--codes", npz, "--json", "--windows", 4)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["tokens"] == 4 * 64
+
+
+def test_cooldown_lowers_the_learning_rate_linearly_to_zero(tmp_path, cache):
+    """Logged rate = lr · min(warm-up ramp (s+1)/100, (steps − s)/cooldown) for the update from step s, by hand;
+    the CLI takes it as --cooldown-steps, and a cool-down longer than the run is refused."""
+    run = tmp_path / "run"
+    train_prior(cache, 2, run, "tiny", steps=150, batch_size=2, lr=1e-3, save_every=150, progress=False,
+                cooldown_steps=40)
+    with open(run / "log.csv") as f:
+        logged = {int(row["step"]): float(row["lr"]) for row in csv.DictReader(f)}
+    expected = {50: 0.5, 100: 1.0, 110: 1.0, 120: 31 / 40, 130: 21 / 40, 140: 11 / 40, 150: 1 / 40}
+    assert {s: logged[s] for s in expected} == pytest.approx({s: 1e-3 * v for s, v in expected.items()}, rel=1e-6)
+    result = cli("prior", "train", "--level", "1", "--codes", str(cache), "--preset", "tiny", "--out",
+                 str(tmp_path / "cli"), "--steps", "10", "--batch-size", "2", "--cooldown-steps", "11")
+    assert result.returncode == 1 and result.stderr.strip().endswith("must be between 0 and --steps (10), got 11")
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "cli" / "log.csv").exists()
+    result = cli("prior", "train", "--level", "1", "--codes", str(cache), "--preset", "tiny", "--out",
+                 str(tmp_path / "cli"), "--steps", "20", "--batch-size", "2", "--lr", "1e-3", "--cooldown-steps", "20")
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "cli" / "log.csv") as f:
+        assert [float(row["lr"]) for row in csv.DictReader(f)] == pytest.approx([1e-4, 1e-3 / 20])

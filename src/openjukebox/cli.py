@@ -555,6 +555,8 @@ COMMANDS = [
         opt("--steps", type=int, required=True, help="train until this step"),
         opt("--batch-size", type=int, help="clips per step"),
         opt("--lr", type=float, help="learning rate (default: the preset's)"),
+        opt("--cooldown-steps", type=int, metavar="N", help="lower the learning rate linearly to 0 over the last N "
+            "steps before --steps (default 0: constant)"),
         opt("--save-every", type=int, help="steps between checkpoints"),
         opt("--eval-every", type=int, help="steps between evaluations (default: --save-every)"),
         opt("--eval-data", help="folder of held-out audio for periodic evaluation"),
@@ -605,6 +607,8 @@ COMMANDS = [
         opt("--steps", type=int, required=True, help="train until this step"),
         opt("--batch-size", type=int, help="windows per step"),
         opt("--lr", type=float, help="learning rate"),
+        opt("--cooldown-steps", type=int, metavar="N", help="lower the learning rate linearly to 0 over the last N "
+            "steps before --steps (default 0: constant)"),
         opt("--save-every", type=int, help="steps between checkpoints"),
         opt("--seed", type=int, help="of the initial weights and the windows"),
         opt("--fsdp", action="store_true", help="under torchrun, shard the prior across ranks (FSDP)"),

@@ -99,13 +99,14 @@ def encoded_lyrics(cache: CodeCache, config: PriorConfig) -> list[ClipLyrics] | 
 def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, preset: str = "tiny",
                 steps: int = 1000, batch_size: int = 8, lr: float = 3e-4, save_every: int = 1000, seed: int = 0,
                 progress: bool = True, fsdp: bool = False, checkpoint_activations: bool = False,
-                lyrics_jitter: int = 0, config: ConfigSource | None = None) -> int:
+                lyrics_jitter: int = 0, config: ConfigSource | None = None, cooldown_steps: int = 0) -> int:
     """Train (or resume) the level-`level` prior of a preset on a codes cache; returns the step reached.
 
     `fsdp` shards the prior across torchrun ranks block by block (for priors that do not fit one GPU);
     `checkpoint_activations` recomputes each block's activations in the backward pass to save memory.
     `config` (a JSON or TOML file, or a mapping of PriorConfig fields, `transformer` nested) is laid over the
     preset's config for this level: a new model size without code.
+    `cooldown_steps`: the last that many steps before `steps` lower the learning rate linearly to 0.
     `lyrics_jitter` moves each window's lyrics by up to that many characters at random. Without it the sung
     characters always sit at the same place in the window, so a model can place them by position alone; moved, it
     has to find them by listening, which is what aligning a recording whose timing is unknown needs
@@ -135,7 +136,7 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
                                                c.sample_rate, len(cache.labels.artists), len(cache.labels.genres),
                                                cache.max_genres()), source)
     settings = TrainSettings(steps=steps, batch_size=batch_size, learning_rate=lr, save_every=save_every, seed=seed,
-                             progress=progress)  # checked before anything is written
+                             progress=progress, cooldown_steps=cooldown_steps)  # checked before anything is written
     for clip in range(len(c.clips)):  # every clip's names known to the run, before anything is written
         cache.label_ids(clip, config.max_genres)
     if lyrics_jitter and not 0 < lyrics_jitter <= config.n_tokens // 2:

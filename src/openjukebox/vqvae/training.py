@@ -68,20 +68,22 @@ def train_vqvae(data: str | os.PathLike, out: str | os.PathLike, preset: str = "
                 batch_size: int = 8, lr: float | None = None, save_every: int = 1000, eval_every: int | None = None,
                 seed: int = 0, metadata: str | os.PathLike | None = None, eval_data: str | os.PathLike | None = None,
                 progress: bool = True, config: ConfigSource | None = None,
-                audio_cache: str | os.PathLike | None = None, **config_overrides) -> int:
+                audio_cache: str | os.PathLike | None = None, cooldown_steps: int = 0, **config_overrides) -> int:
     """Train (or resume training) a VQ-VAE in run directory `out` up to `steps`; returns the step reached.
 
     The decoded audio is cached in `audio_cache` (default OUT/cache): several runs on the same data can share one.
     `config` (a JSON or TOML file, or a mapping of VQVAEConfig fields) is laid over the preset, and
     `config_overrides` over that: a new model size without code.
     Periodic evaluation uses `eval_data` when given, else fixed windows of the training data.
+    `cooldown_steps`: the last that many steps before `steps` lower the learning rate linearly to 0.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: --out must be a directory, and this is a file")
     config = _run_config(out, preset, config, config_overrides)
     settings = TrainSettings(steps=steps, batch_size=batch_size, learning_rate=config.learning_rate if lr is None else lr,
-                             save_every=save_every, eval_every=eval_every, seed=seed, progress=progress)
+                             save_every=save_every, eval_every=eval_every, seed=seed, progress=progress,
+                             cooldown_steps=cooldown_steps)
     with contextlib.ExitStack() as hold:
         if distributed.is_main():  # one writer per run directory, until training ends
             hold.enter_context(writer_lock(out))
