@@ -1,11 +1,12 @@
 """Reproduce the embedded model from scratch: data, VQ-VAE, code caches, three priors, fp16 bundle, metrics.
 
 Every stage is resumable: re-running the script skips what is finished and continues a training run from its
-last checkpoint, so it survives being stopped. On a 2-core CPU, v1 takes about 2 hours and v2 about 2.5.
+last checkpoint, so it survives being stopped. On a 2-core CPU, v3 takes about 3 hours, v1 about 2 and v2 about 2.5.
 
-    python scripts/train_embedded.py                      # everything, into runs/embedded-v1
+    python scripts/train_embedded.py                      # everything, into runs/embedded-v3
     python scripts/train_embedded.py --install            # then copy the bundle into the package
     python scripts/train_embedded.py --recipe v2          # the larger version tried (docs/embedded-model.md)
+    python scripts/train_embedded.py --vqvae runs/v1-vqvae  # new priors on a VQ-VAE trained before
 
 On two or more cores the three priors can train at once, one process (and one thread) each:
 
@@ -13,8 +14,8 @@ On two or more cores the three priors can train at once, one process (and one th
     for level in 2 1 0; do OMP_NUM_THREADS=1 python scripts/train_embedded.py --stage prior$level & done; wait
     python scripts/train_embedded.py --install            # bundle, metrics (finished stages skip)
 
-Data: Debian packages of freely licensed game music (v1: wesnoth-1.16-music; v2: four more), each installed with apt
-if missing; licences in /usr/share/doc/PACKAGE/copyright. A track's artist and genre tags give its labels, with a
+Data: Debian packages of freely licensed game music (v1, v3: wesnoth-1.16-music; v2: four more), each installed with
+apt if missing; licences in /usr/share/doc/PACKAGE/copyright. A track's artist and genre tags give its labels, with a
 per-package fallback where a tag is missing.
 """
 
@@ -81,10 +82,14 @@ class Recipe:
     upsampler: dict | None  # laid over the `small` preset's upsamplers (prior.config), None: the preset
     prior_steps: dict[int, int] = dataclasses.field(default_factory=lambda: {2: 6000, 1: 3000, 0: 3000})
     cooldown_steps: int = 0  # each prior's last steps lower the learning rate linearly to 0
+    # The upsamplers draw at this temperature unless asked otherwise (the manifest's upsampling_temperature). v1's
+    # blur the top level's harmony into noise at 1 and keep most of it at 0.7; v3's keep it at 1 and turn dull and
+    # quiet colder (docs/embedded-model.md, "Upsampling temperature").
+    upsampling_temperature: float = 0.7
 
 
 RECIPES = {
-    # The model in the package: one soundtrack, the VQ-VAE of docs/vqvae-results.md, `small` priors.
+    # The model in the package until version 3: one soundtrack, the VQ-VAE of docs/vqvae-results.md, `small` priors.
     "v1": Recipe((WESNOTH,), "GPL-2.0-or-later", 0.0,
                  ("battle", "knolls", "wanderer", "heroes_rite", "the_deep_path", "northerners"), None),
     # Tried for version 2 (docs/embedded-model.md says how it measured): five packages, the VQ-VAE on all of it,
@@ -95,14 +100,11 @@ RECIPES = {
     # longer and the top prior 1.7 times, each ending in a cool-down, so that the upsamplers are surer of their codes.
     "v3": Recipe((WESNOTH,), "GPL-2.0-or-later", 0.0,
                  ("battle", "knolls", "wanderer", "heroes_rite", "the_deep_path", "northerners"), None,
-                 prior_steps={2: 10000, 1: 16000, 0: 16000}, cooldown_steps=3000),
+                 prior_steps={2: 10000, 1: 16000, 0: 16000}, cooldown_steps=3000, upsampling_temperature=1.0),
 }
 # A clip samples as the start of a song this long unless asked otherwise: the training tracks last minutes, and
 # the only ones under 19 s (the shortest timing bin) are victory and defeat jingles that end in silence.
 SONG_SECONDS = 180.0
-# The upsamplers draw at this temperature unless asked otherwise: at 1 the small upsamplers blur the top level's
-# harmony into noise; at 0.7 level 0 keeps most of it (docs/embedded-model.md, "Upsampling temperature").
-UPSAMPLING_TEMPERATURE = 0.7
 PACKAGE_MODEL = Path(__file__).resolve().parents[1] / "src" / "openjukebox" / "embedded"
 
 
@@ -193,7 +195,7 @@ STAGES = ("data", "vqvae", "codes", "prior2", "prior1", "prior0")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", choices=list(RECIPES), default="v1", help="v1: the model in the package")
+    parser.add_argument("--recipe", choices=list(RECIPES), default="v3", help="v3: the model in the package")
     parser.add_argument("--work", type=Path, help="default: runs/embedded-RECIPE")
     parser.add_argument("--data", type=Path, help="default: data/embedded-RECIPE")
     parser.add_argument("--stage", choices=STAGES, help="stop after this stage (a prior stage: train that prior "
@@ -232,7 +234,7 @@ def main() -> None:
         assemble_bundle(vqvae, {level: args.work / f"prior{level}" for level in range(3)}, bundle,
                         dtype=torch.float16)
     manifest = json.loads((bundle / MANIFEST).read_text())
-    defaults = {"song_seconds": SONG_SECONDS, "upsampling_temperature": UPSAMPLING_TEMPERATURE}
+    defaults = {"song_seconds": SONG_SECONDS, "upsampling_temperature": recipe.upsampling_temperature}
     atomic_write_text(bundle / MANIFEST, json.dumps({**manifest, **defaults}, indent=2) + "\n")
     write_model_licence(recipe, bundle, args.data)
     metrics = args.work / "metrics.json"
