@@ -96,12 +96,11 @@ RECIPES = {
     # wider and deeper upsamplers (still under 2 minutes for 10 s on 2 CPU cores).
     "v2": Recipe((WESNOTH, *MORE_SOURCES), "GPL-3.0-or-later", 20.0, None,
                  {"transformer": {"width": 192, "depth": 8, "heads": 2}, "cond_width": 128, "cond_depth": 4}),
-    # The model in the package since version 3: version 1's data and VQ-VAE; the upsamplers trained 5.3 times
-    # longer and the top prior 1.7 times, each ending in a cool-down, so that the upsamplers are surer of their codes.
-    "v3": Recipe((WESNOTH,), "GPL-2.0-or-later", 0.0,
-                 ("battle", "knolls", "wanderer", "heroes_rite", "the_deep_path", "northerners"), None,
-                 prior_steps={2: 10000, 1: 16000, 0: 16000}, cooldown_steps=3000, upsampling_temperature=1.0),
 }
+# The model in the package since version 3: version 1's data and VQ-VAE; the upsamplers trained 5.3 times
+# longer and the top prior 1.7 times, each ending in a cool-down, so that the upsamplers are surer of their codes.
+RECIPES["v3"] = dataclasses.replace(RECIPES["v1"], prior_steps={2: 10000, 1: 16000, 0: 16000}, cooldown_steps=3000,
+                                    upsampling_temperature=1.0)
 # A clip samples as the start of a song this long unless asked otherwise: the training tracks last minutes, and
 # the only ones under 19 s (the shortest timing bin) are victory and defeat jingles that end in silence.
 SONG_SECONDS = 180.0

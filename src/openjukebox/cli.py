@@ -421,6 +421,8 @@ def _run_studio(args: argparse.Namespace, api: Callable | None) -> None:
 _CACHE_HELP = "default: $OPENJUKEBOX_CACHE, else $XDG_CACHE_HOME/openjukebox, else ~/.cache/openjukebox"
 _DEVICE = opt("--device", default="auto", help="cpu, cuda, cuda:1, ... or auto (the GPU when there is one)")
 _LEVEL = opt("--level", type=int, required=True, choices=[0, 1, 2], help="0 (finest), 1, or 2 (top)")
+_COOLDOWN = opt("--cooldown-steps", type=int, metavar="N", help="lower the learning rate linearly to 0 over the last N "
+                "steps before --steps (default 0: constant)")
 
 
 def _dtype_option(help: str) -> Opt:
@@ -555,8 +557,7 @@ COMMANDS = [
         opt("--steps", type=int, required=True, help="train until this step"),
         opt("--batch-size", type=int, help="clips per step"),
         opt("--lr", type=float, help="learning rate (default: the preset's)"),
-        opt("--cooldown-steps", type=int, metavar="N", help="lower the learning rate linearly to 0 over the last N "
-            "steps before --steps (default 0: constant)"),
+        _COOLDOWN,
         opt("--save-every", type=int, help="steps between checkpoints"),
         opt("--eval-every", type=int, help="steps between evaluations (default: --save-every)"),
         opt("--eval-data", help="folder of held-out audio for periodic evaluation"),
@@ -607,8 +608,7 @@ COMMANDS = [
         opt("--steps", type=int, required=True, help="train until this step"),
         opt("--batch-size", type=int, help="windows per step"),
         opt("--lr", type=float, help="learning rate"),
-        opt("--cooldown-steps", type=int, metavar="N", help="lower the learning rate linearly to 0 over the last N "
-            "steps before --steps (default 0: constant)"),
+        _COOLDOWN,
         opt("--save-every", type=int, help="steps between checkpoints"),
         opt("--seed", type=int, help="of the initial weights and the windows"),
         opt("--fsdp", action="store_true", help="under torchrun, shard the prior across ranks (FSDP)"),
