@@ -236,3 +236,37 @@ def test_eval_tells_how_much_a_lyrics_prior_listens_to_the_lyrics(lyrics_cache):
     assert abs(report["other_lyrics_nats_per_token"] - report["nats_per_token"]) > 1e-4
     plain = evaluate_prior(Prior(config).eval(), cache, windows=8, batch_size=4)
     assert "other_lyrics_nats_per_token" not in plain
+
+
+def test_a_clip_later_in_the_song_reads_the_lyrics_from_later_in_them(tmp_path):
+    """song_start S: the top prior reads the lyrics window that a steady pace through the song puts at S seconds
+    (built here by hand from lyrics_window), with the labels' offset S; the alignment is still written. The random
+    prior's zero-initialised projections are perturbed so that the lyrics change the codes."""
+    from openjukebox.bundle import init_bundle, load_bundle
+    from openjukebox.lyrics.text import vocabulary_of_size
+    from openjukebox.lyrics.timing import TimedLyrics, encode_timed
+    from openjukebox.sample.ancestral import sample_level
+    from openjukebox.sample.pipeline import SampleRequest, sample
+
+    text = " ".join(f"word{i}" for i in range(400))
+    bundle = load_bundle(init_bundle("tiny-lyrics", tmp_path / "bundle"))
+    prior, rate = bundle.prior(2), bundle.vqvae.config.sample_rate
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for parameter in prior.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    sample(bundle, tmp_path / "song", SampleRequest(duration=1, song_seconds=8, song_start=5, lyrics=text, levels=[2],
+                                                    seed=3), progress=False)
+    config = prior.config
+    tokens, _ = encode_timed(vocabulary_of_size(config.n_vocab), TimedLyrics(text), rate)
+    song, fixed = 8 * rate, bundle.labels(None, [], 8 * rate, 1, 2)
+
+    def by_hand(start):
+        def labels_at(offset):
+            window, _ = lyrics_window(tokens, config.n_tokens, song, start + offset, config.window_samples)
+            return dataclasses.replace(fixed, offset=torch.tensor([start + offset]), lyrics=torch.tensor([window]))
+        return sample_level(prior, -(-rate // bundle.vqvae.hop_lengths[2]), labels_at, seed=3 * 3 + 2).numpy()
+
+    codes = np.load(tmp_path / "song" / "level2.npz")["codes"]
+    assert np.array_equal(codes, by_hand(5 * rate)) and not np.array_equal(codes, by_hand(0))
+    assert json.loads((tmp_path / "song" / "sample-0-lyrics.json").read_text())["words"]

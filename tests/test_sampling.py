@@ -163,6 +163,56 @@ def test_song_seconds_sets_the_timing_conditioning(tmp_path, bundle_dir):
     assert result.returncode == 1 and "song_seconds (--song-seconds) (1.0) must be at least duration (--duration) (2.0)" in result.stderr
 
 
+def test_song_start_places_the_clip_in_the_song_for_the_timing_conditioning(tmp_path, bundle_dir):
+    """A clip S seconds into a song draws the codes that the level's sampler draws when its labels say so by hand
+    (offset S * rate, total length the song's); 0 is the default; a bundle's own default moves earlier when the song
+    would end before the clip, and does not apply to a prompt's continuation; the resolved start is what
+    request.json records; a start in the wrong place is refused in one line."""
+    import json
+    import shutil
+
+    from openjukebox.sample.ancestral import sample_level
+
+    bundle = load_bundle(bundle_dir)
+    rate, hop = bundle.vqvae.config.sample_rate, bundle.vqvae.hop_lengths[2]
+
+    def codes(out, duration=1.0, **options):
+        sample(bundle, tmp_path / out, SampleRequest(duration=duration, seed=5, levels=[2], **options), progress=False)
+        return np.load(tmp_path / out / "level2.npz")["codes"], json.loads((tmp_path / out / "request.json").read_text())
+
+    def by_hand(duration, song_seconds, start_seconds):
+        tokens = -(-round(duration * rate) // hop)
+        labels = bundle.labels(None, [], round(song_seconds * rate), 1, 2)
+        labels.offset.fill_(round(start_seconds * rate))
+        return sample_level(bundle.prior(2), tokens, labels, seed=5 * 3 + 2).numpy()
+
+    middle, saved = codes("middle", song_seconds=5.0, song_start=2.0)
+    assert np.array_equal(middle, by_hand(1.0, 5.0, 2.0)) and saved["song_start"] == 2.0
+    assert not np.array_equal(middle, by_hand(1.0, 5.0, 0.0))
+    assert np.array_equal(codes("plain", song_seconds=5.0)[0], by_hand(1.0, 5.0, 0.0))
+
+    with_default = tmp_path / "with-default"
+    shutil.copytree(bundle_dir, with_default)
+    manifest = json.loads((with_default / "manifest.json").read_text())
+    (with_default / "manifest.json").write_text(json.dumps({**manifest, "song_seconds": 5.0, "song_start": 2.0}))
+    bundle = load_bundle(with_default)
+    assert np.array_equal(codes("default")[0], middle)
+    late, saved = codes("late", duration=4.0)  # 2 + 4 > 5: the clip ends with the song instead
+    assert np.array_equal(late, by_hand(4.0, 5.0, 1.0)) and saved["song_start"] == 1.0
+    sf.write(tmp_path / "prompt.wav", np.random.default_rng(0).uniform(-0.3, 0.3, rate).astype(np.float32), rate)
+    _, saved = codes("continued", duration=1.5, prompt=str(tmp_path / "prompt.wav"), prompt_seconds=0.5)
+    assert saved["song_start"] == 0.0
+
+    for options, error in (
+            (("--song-start", -1), "song_start (--song-start) must be 0 or more seconds, got -1.0"),
+            (("--song-start", "nan"), "song_start (--song-start) must be a finite number, got nan"),
+            (("--song-start", 4, "--song-seconds", 5), "song_start (--song-start) (4.0) + duration (--duration) (2.0) "
+                                                       "runs past the end of the song, song_seconds (--song-seconds) (5.0)")):
+        result = cli("sample", "--model", bundle_dir, "--duration", 2, *options, "--out", tmp_path / "refused")
+        assert result.returncode == 1 and error in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert not (tmp_path / "refused").exists()
+
+
 @pytest.mark.slow
 def test_torchrun_splits_the_samples_and_writes_the_files_of_one_process(tmp_path, bundle_dir):
     """3 samples over 2 processes (2 + 1), a run killed after the top level and resumed the same way: the codes and

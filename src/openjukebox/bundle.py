@@ -47,8 +47,11 @@ class Bundle:
     # top prior v3 ones); the others use `label_encoder`.
     level_labels: dict[int, LabelEncoder] = field(default_factory=dict)
     # The temperature the upsamplers draw at unless a request says otherwise (None: the request's temperature):
-    # the embedded model's small upsamplers keep the top level's harmony only below 1 (docs/embedded-model.md).
+    # version 1 of the embedded model kept the top level's harmony only below 1 (docs/embedded-model.md).
     upsampling_temperature: float | None = None
+    # Where (seconds) in the song a clip begins when a request does not say and the song leaves room: a clip from
+    # the start is an intro, which in the training music is often quiet and sparse (docs/embedded-model.md).
+    song_start: float | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
@@ -226,7 +229,8 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu", dty
                     for level, data in (manifest.get("level_labels") or {}).items()}
     return Bundle(path, vqvae, priors, labels, torch.device(device),
                   _positive_number(manifest, "song_seconds", path / MANIFEST), dtype, level_labels,
-                  _positive_number(manifest, "upsampling_temperature", path / MANIFEST))
+                  _positive_number(manifest, "upsampling_temperature", path / MANIFEST),
+                  _positive_number(manifest, "song_start", path / MANIFEST))
 
 
 def _positive_number(manifest: dict, key: str, where: Path) -> float | None:

@@ -278,6 +278,7 @@ class Composition:
         request = SampleRequest(duration=duration, n=n, seed=seed, artist=entries[0][1], genres=list(entries[0][2]),
                                 lyrics=lyrics,
                                 levels=levels or [2], schedule=schedule, song_seconds=self.state.song_seconds,
+                                song_start=0.0,  # a composition is a whole song, from its start
                                 prompt=self.state.prompt, prompt_seconds=self.state.prompt_seconds)
         request.check()
         song = max(duration, request.song_seconds or self.bundle.song_seconds or 0.0)

@@ -37,10 +37,12 @@ class WordTiming:
 @torch.no_grad()
 def lyrics_attention(prior: Prior, codes: torch.Tensor, labels_at: Callable[[int], Labels], lyrics: list[int],
                      total_length: int, hop_fraction: float, layer: int | None = None,
-                     head: int | None = None, timing: Sequence[tuple[int, int]] = ()) -> np.ndarray:
+                     head: int | None = None, timing: Sequence[tuple[int, int]] = (), song_start: int = 0
+                     ) -> np.ndarray:
     """(batch, T, len(lyrics)): each top-level code's attention over the whole lyrics, window by window as sampled
     (each code read from the window that sampled it), in the prior's alignment head or the given one; `timing` is the
-    lyrics' (sample, token) anchors, if they were timed when sampled."""
+    lyrics' (sample, token) anchors, if they were timed when sampled; the codes begin `song_start` samples into the
+    song, and `labels_at` takes offsets from their start."""
     config = prior.config
     batch, total = codes.shape
     out = np.zeros((batch, total, len(lyrics)), dtype=np.float32)
@@ -49,7 +51,8 @@ def lyrics_attention(prior: Prior, codes: torch.Tensor, labels_at: Callable[[int
     for start in window_starts(total, config.n_ctx, hop_fraction):
         end = min(start + config.n_ctx, total)
         offset = start * config.hop_length
-        _, indices = lyrics_window(lyrics, config.n_tokens, total_length, offset, config.window_samples, timing)
+        _, indices = lyrics_window(lyrics, config.n_tokens, total_length, song_start + offset, config.window_samples,
+                                   timing)
         weights = prior.lyrics_attention(codes[:, start:end].to(device), labels_at(offset).to(device), layer, head)
         index = np.asarray(indices)
         valid = index >= 0

@@ -35,15 +35,17 @@ from .request import SampleRequest, parse_schedule
 REQUEST = "request.json"
 
 
-def _labels_for(bundle: Bundle, request: SampleRequest, total_length: int, level: int = 2):
-    """The level's labels: fixed, or a function from a window's first sample to the labels in force there (for a
-    schedule, and for lyrics, whose window of characters moves with the music: the original's linear heuristic).
+def _labels_for(bundle: Bundle, request: SampleRequest, total_length: int, level: int = 2, song_start: int = 0):
+    """The level's labels: fixed, or a function from a window's first sample (counted from the clip's start) to the
+    labels in force there (for a schedule, and for lyrics, whose window of characters moves with the music: the
+    original's linear heuristic). Their offsets count from the song's start, `song_start` samples before the clip's.
     Each level keys the names by its own tables (1b_lyrics: v3 at the top, v2 below)."""
     config = bundle.priors[level].config
     if level == 2 and request.lyrics and not config.n_tokens:
         raise ConfigError("this model does not sing: it has no lyrics conditioning; leave out the lyrics")
     if request.schedule is None and not config.n_tokens:
-        return bundle.labels(request.artist, request.genres, total_length, request.n, level)
+        labels = bundle.labels(request.artist, request.genres, total_length, request.n, level)
+        return replace(labels, offset=labels.offset + song_start)
     rate = bundle.vqvae.config.sample_rate
     schedule = [(0.0, request.artist, request.genres)] if request.schedule is None else \
         parse_schedule(request.schedule, request.artist, request.genres)
@@ -55,9 +57,10 @@ def _labels_for(bundle: Bundle, request: SampleRequest, total_length: int, level
         current = [labels for at, labels in entries if at * rate <= offset][-1]
         lyrics = current.lyrics
         if config.n_tokens:
-            window, _ = lyrics_window(tokens, config.n_tokens, total_length, offset, config.window_samples, timing)
+            window, _ = lyrics_window(tokens, config.n_tokens, total_length, song_start + offset, config.window_samples,
+                                      timing)
             lyrics = torch.tensor([window] * request.n)
-        return replace(current, offset=torch.full((request.n,), offset), lyrics=lyrics)
+        return replace(current, offset=torch.full((request.n,), song_start + offset), lyrics=lyrics)
 
     return labels_at
 
@@ -68,14 +71,15 @@ def _lyrics_tokens(request: SampleRequest, n_vocab: int, sample_rate: int) -> tu
 
 
 def _align(prior, codes: torch.Tensor, labels_at, request: SampleRequest, out: Path, total_length: int,
-           sample_rate: int, stems: list[str], layer: int | None = None, head: int | None = None) -> list[Path]:
+           sample_rate: int, stems: list[str], layer: int | None = None, head: int | None = None,
+           song_start: int = 0) -> list[Path]:
     """Which words are sung when, per sample: STEM.lrc, .json and .png."""
     vocabulary = vocabulary_of_size(prior.config.n_vocab)
     tokens, timing = _lyrics_tokens(request, prior.config.n_vocab, sample_rate)
     if not tokens:
         return []
     attention = lyrics_attention(prior, codes, labels_at, tokens, total_length, request.hop_fraction, layer, head,
-                                 timing)
+                                 timing, song_start)
     seconds = prior.config.hop_length / sample_rate
     return [path for i, stem in enumerate(stems)
             for path in write_alignment(out, stem, vocabulary.decode(tokens), attention[i], seconds)]
@@ -178,6 +182,7 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     own; the first process writes every file, the same files as one process would write."""
     request.check()
     bundle.require(request.levels)
+    request = replace(request, song_start=_song_start(bundle, request))  # saved as resolved: a resumed run keeps it
     share = distributed.my_share(request.n)
     if request.n < distributed.world_size():
         raise ConfigError(f"n (--n) {request.n} is fewer samples than the {distributed.world_size()} processes "
@@ -195,7 +200,9 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
                 raise ValueError("not an object")
         except (OSError, ValueError) as e:
             raise ConfigError(f"{saved}: corrupt sampling request ({e}); use another --out") from None
-        previous = json.loads(json.dumps({**asdict(SampleRequest(duration=request.duration)), **recorded}))
+        # Runs saved before `song_start` existed began at the song's start.
+        previous = json.loads(json.dumps({**asdict(SampleRequest(duration=request.duration)), "song_start": 0.0,
+                                          **recorded}))
         mine = json.loads(json.dumps(asdict(request)))
         differing = [k for k in mine if k != "levels" and previous.get(k) != mine[k]]
         if differing:
@@ -207,8 +214,9 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     n_samples = round(request.duration * rate)
     top_tokens = -(-n_samples // vq.hop_lengths[2])
     song_seconds = request.song_seconds or bundle.song_seconds or 0.0
-    song_length = max(top_tokens * vq.hop_lengths[2], round(song_seconds * rate))
-    labels = {level: _labels_for(bundle, request, song_length, level) for level in request.levels}
+    song_start = round(request.song_start * rate)
+    song_length = max(song_start + top_tokens * vq.hop_lengths[2], round(song_seconds * rate))
+    labels = {level: _labels_for(bundle, request, song_length, level, song_start) for level in request.levels}
     prompts = _prompt_codes(bundle, request)  # every input is checked before anything is written
     main = distributed.is_main()
     with contextlib.ExitStack() as hold:
@@ -257,8 +265,21 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
             stems = [f"sample-{i}-lyrics" for i in range(request.n)]
             if level == 2 and request.lyrics and prior.config.n_tokens and \
                     not all((out / f"{stem}.json").is_file() for stem in stems):  # done by an earlier run: same codes
-                written += _align(prior, everyone.to(device), labels[2], request, out, song_length, rate, stems)
+                written += _align(prior, everyone.to(device), labels[2], request, out, song_length, rate, stems,
+                                  song_start=song_start)
         return written
+
+
+def _song_start(bundle: Bundle, request: SampleRequest) -> float:
+    """Seconds into the song where the clip begins: as asked; else the model's default (its manifest's
+    `song_start`) moved earlier where the song would end before the clip does; else, and when continuing a prompt
+    (the prompt is a song's beginning), 0."""
+    if request.song_start is not None:
+        return request.song_start
+    if request.prompt is not None or not bundle.song_start:
+        return 0.0
+    song_seconds = request.song_seconds or bundle.song_seconds or 0.0
+    return min(bundle.song_start, max(0.0, song_seconds - request.duration))
 
 
 def _rows_of(labels: Labels | Callable[[int], Labels] | None, rows: slice):

@@ -83,6 +83,11 @@ class SampleRequest:
     # total_sample_length_in_seconds). None: the bundle's own default, else `duration`.
     song_seconds: float | None = option("length of the song this clip begins, for the timing conditioning "
                                         "(default: the model's own, else --duration)", type=float)
+    # Where in that song the clip begins (the timing conditioning's offset, the original's `offset`), so that a
+    # short clip can be the body of a song rather than its intro. None: the model's own default where the song
+    # leaves room for the clip after it and nothing is continued (no prompt), else 0.
+    song_start: float | None = option("seconds into the song where this clip begins, for the timing conditioning "
+                                      "(default: the model's own, else 0; 0 with --prompt)", type=float)
 
     def __post_init__(self) -> None:
         if self.prompt is not None:  # kept absolute in request.json, so that a run continues from any folder
@@ -91,7 +96,7 @@ class SampleRequest:
     def check(self) -> None:
         """Every value in range (NaN and infinity refused by name), before anything is written."""
         for name in ("duration", "prompt_seconds", "hop_fraction", "temperature", "upsampling_temperature", "top_p",
-                     "song_seconds"):
+                     "song_seconds", "song_start"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ConfigError(f"{name} (--{name.replace('_', '-')}) must be a finite number, got {value}")
@@ -109,6 +114,13 @@ class SampleRequest:
         if self.song_seconds is not None and not self.song_seconds >= self.duration:
             raise ConfigError(f"song_seconds (--song-seconds) ({self.song_seconds}) must be at least duration "
                               f"(--duration) ({self.duration})")
+        if self.song_start is not None:
+            if not self.song_start >= 0:
+                raise ConfigError(f"song_start (--song-start) must be 0 or more seconds, got {self.song_start}")
+            if self.song_seconds is not None and not self.song_start + self.duration <= self.song_seconds:
+                raise ConfigError(f"song_start (--song-start) ({self.song_start}) + duration (--duration) "
+                                  f"({self.duration}) runs past the end of the song, song_seconds (--song-seconds) "
+                                  f"({self.song_seconds})")
         if self.prompt is not None and not 0 < self.prompt_seconds < self.duration:
             raise ConfigError("prompt_seconds (--prompt-seconds) must be positive and shorter than duration "
                               "(--duration)")
