@@ -178,7 +178,8 @@ def test_song_start_places_the_clip_in_the_song_for_the_timing_conditioning(tmp_
 
     def codes(out, duration=1.0, **options):
         sample(bundle, tmp_path / out, SampleRequest(duration=duration, seed=5, levels=[2], **options), progress=False)
-        return np.load(tmp_path / out / "level2.npz")["codes"], json.loads((tmp_path / out / "request.json").read_text())
+        saved = json.loads((tmp_path / out / "request.json").read_text())
+        return np.load(tmp_path / out / "level2.npz")["codes"], saved
 
     def by_hand(duration, song_seconds, start_seconds):
         tokens = -(-round(duration * rate) // hop)
@@ -206,8 +207,9 @@ def test_song_start_places_the_clip_in_the_song_for_the_timing_conditioning(tmp_
     for options, error in (
             (("--song-start", -1), "song_start (--song-start) must be 0 or more seconds, got -1.0"),
             (("--song-start", "nan"), "song_start (--song-start) must be a finite number, got nan"),
-            (("--song-start", 4, "--song-seconds", 5), "song_start (--song-start) (4.0) + duration (--duration) (2.0) "
-                                                       "runs past the end of the song, song_seconds (--song-seconds) (5.0)")):
+            (("--song-start", 4, "--song-seconds", 5), "song_start (--song-start) (4.0) + duration (--duration) "
+                                                       "(2.0) runs past the end of the song, song_seconds "
+                                                       "(--song-seconds) (5.0)")):
         result = cli("sample", "--model", bundle_dir, "--duration", 2, *options, "--out", tmp_path / "refused")
         assert result.returncode == 1 and error in result.stderr and "Traceback" not in result.stderr, result.stderr
         assert not (tmp_path / "refused").exists()

@@ -42,9 +42,9 @@ class Jukebox:
     def sample(self, out: str | os.PathLike, duration: float, progress: bool = True, compile: bool | str = "auto",
                **options) -> list[Path]:
         """New songs; options are those of `SampleRequest` (artist, genres, n, seed, temperature,
-        upsampling_temperature, top_k, top_p, hop_fraction, levels, song_seconds, song_start). `compile`: compile the per-token step (True),
-        not (False), or where a level is long enough to pay for compiling ("auto"); the codes are the same either
-        way."""
+        upsampling_temperature, top_k, top_p, hop_fraction, levels, song_seconds, song_start). `compile`: compile the
+        per-token step (True), not (False), or where a level is long enough to pay for compiling ("auto"); the codes
+        are the same either way."""
         return sample(self.bundle, out, _request(duration=duration, **options), progress, compile)
 
     def continue_from(self, audio_path: str | os.PathLike, out: str | os.PathLike, duration: float,
