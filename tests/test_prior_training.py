@@ -169,3 +169,62 @@ def test_cooldown_lowers_the_learning_rate_linearly_to_zero(tmp_path, cache):
     assert result.returncode == 0, result.stderr
     with open(tmp_path / "cli" / "log.csv") as f:
         assert [float(row["lr"]) for row in csv.DictReader(f)] == pytest.approx([1e-4, 1e-3 / 20])
+
+
+def test_init_fine_tunes_a_trained_prior_from_its_run_or_its_bundle(tmp_path, cache, tiny_run):
+    """A run started with init holds the trained prior's weights (a near-zero learning rate leaves them as they
+    were; a preset run of the same seed does not have them), its config and labels, from a run or from a bundle's
+    level; then it trains and resumes as any run. A wrong level, a --config, or codes of another VQ-VAE are refused
+    in one line before anything is written."""
+    import shutil
+
+    import torch
+
+    from openjukebox.prior.loading import load_prior
+    from openjukebox.train.checkpoint import resolve_checkpoint
+
+    def weights(run):
+        return load_prior(resolve_checkpoint(run)).state_dict()
+
+    def same(a, b):
+        return all(torch.allclose(a[k], b[k], atol=1e-7) for k in a)
+
+    runs = {}
+    for level in (2, 1, 0):
+        runs[level] = tmp_path / f"prior{level}"
+        train_prior(cache, level, runs[level], "tiny", steps=20, batch_size=2, lr=3e-3, save_every=20, progress=False)
+    tuned = tmp_path / "tuned"
+    train_prior(cache, 1, tuned, steps=1, batch_size=2, lr=1e-12, save_every=1, progress=False, init=runs[1])
+    fresh = tmp_path / "fresh"
+    train_prior(cache, 1, fresh, "tiny", steps=1, batch_size=2, lr=1e-12, save_every=1, progress=False)
+    assert same(weights(tuned), weights(runs[1])) and not same(weights(fresh), weights(runs[1]))
+    assert json.loads((tuned / "config.json").read_text()) == json.loads((runs[1] / "config.json").read_text())
+    assert json.loads((tuned / "vocab.json").read_text()) == json.loads((runs[1] / "vocab.json").read_text())
+
+    bundle = tmp_path / "bundle"
+    assert cli("bundle", "make", "--vqvae", tiny_run, "--prior0", runs[0], "--prior1", runs[1], "--prior2", runs[2],
+               "--out", bundle).returncode == 0
+    options = ["--codes", str(cache), "--batch-size", "2", "--save-every", "5"]
+    result = cli("prior", "train", "--level", "0", "--init", str(bundle), "--out", str(tmp_path / "from-bundle"),
+                 "--steps", "1", "--lr", "1e-12", *options)
+    assert result.returncode == 0, result.stderr
+    assert same(weights(tmp_path / "from-bundle"), weights(runs[0]))
+    result = cli("prior", "train", "--level", "0", "--init", str(bundle), "--out", str(tmp_path / "from-bundle"),
+                 "--steps", "10", "--lr", "1e-3", *options)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "from-bundle" / "checkpoints" / "step-00000010").is_dir()
+    assert not same(weights(tmp_path / "from-bundle"), weights(runs[0]))
+
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(runs[1], elsewhere)
+    for recorded in elsewhere.rglob("codes_from.json"):  # the run's and its checkpoint's
+        recorded.write_text(json.dumps({"vqvae_fingerprint": "0123abcd"}))
+    for init, extra, error in ((runs[1], ["--level", "2"], "holds a level-1 prior, not level 2"),
+                               (runs[1], ["--level", "1", "--config", str(tmp_path / "c.json")],
+                                "config (--config) cannot resize a prior started from init (--init)"),
+                               (elsewhere, ["--level", "1"], "learned the codes of another VQ-VAE (fingerprint 0123")):
+        (tmp_path / "c.json").write_text('{"transformer": {"width": 32}}')
+        result = cli("prior", "train", "--init", str(init), *extra, "--out", str(tmp_path / "refused"), "--steps", "1",
+                     *options)
+        assert result.returncode == 1 and error in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "refused").exists()

@@ -20,11 +20,12 @@ from ..fileio import atomic_write_text, writer_lock
 from ..labels import VOCAB_FILE, LabelEncoder
 from ..lyrics.text import lyrics_window, vocabulary_of_size
 from ..lyrics.timing import TimedLyrics, anchors_from_json, encode_timed
-from ..train.checkpoint import CONFIG_FILE, latest_checkpoint, load_weights
+from ..train.checkpoint import CONFIG_FILE, latest_checkpoint, load_weights, resolve_checkpoint, write_model_dir
 from ..train.loop import TrainSettings, train
 from ..vqvae.code_cache import CodeCache, load_code_cache
 from .conditioning import Labels
 from .config import prior_config_from_dict, prior_config_to_json, prior_preset, with_config_file
+from .loading import load_prior
 from .model import Prior, PriorConfig, next_token_loss
 
 INITIAL = "initial"  # weights a new run starts from (e.g. written by `prior add-lyrics`)
@@ -37,6 +38,31 @@ def trained_on(path: str | os.PathLike) -> str | None:
         return str(json.loads((Path(path) / CODES_FROM).read_text())["vqvae_fingerprint"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def starting_prior(init: str | os.PathLike, level: int) -> tuple[Prior, LabelEncoder, str | None]:
+    """The trained prior a new run starts from (fine-tuning), from a prior run, a checkpoint or a bundle (its
+    level-`level` prior): the prior in float32, its label vocabulary (the ids its embeddings learned) and the
+    fingerprint of the VQ-VAE whose codes it learned, when known."""
+    init = Path(init)
+    manifest = init / "manifest.json"
+    if manifest.is_file():  # a bundle: the manifest holds the labels, its VQ-VAE made the codes
+        from ..vqvae.loading import load_vqvae
+
+        ckpt = init / f"prior_{level}"
+        if not ckpt.is_dir():
+            raise ConfigError(f"{init}: this bundle has no level-{level} prior to start from")
+        data = json.loads(manifest.read_text())
+        labels = LabelEncoder.from_json((data.get("level_labels") or {}).get(str(level), data), manifest)
+        learned = load_vqvae(init / "vqvae")[0].fingerprint() if (init / "vqvae").is_dir() else None
+    else:
+        ckpt = resolve_checkpoint(init)
+        labels = LabelEncoder.load(ckpt if (ckpt / VOCAB_FILE).is_file() else init)
+        learned = trained_on(ckpt) or trained_on(init)
+    prior = load_prior(ckpt)
+    if prior.config.level != level:
+        raise ConfigError(f"{init}: holds a level-{prior.config.level} prior, not level {level}")
+    return prior, labels, learned
 
 
 ClipLyrics = tuple[list[int], list[tuple[int, int]]]  # tokens, and (sample, token) anchors when timed
@@ -99,7 +125,8 @@ def encoded_lyrics(cache: CodeCache, config: PriorConfig) -> list[ClipLyrics] | 
 def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, preset: str = "tiny",
                 steps: int = 1000, batch_size: int = 8, lr: float = 3e-4, save_every: int = 1000, seed: int = 0,
                 progress: bool = True, fsdp: bool = False, checkpoint_activations: bool = False,
-                lyrics_jitter: int = 0, config: ConfigSource | None = None, cooldown_steps: int = 0) -> int:
+                lyrics_jitter: int = 0, config: ConfigSource | None = None, cooldown_steps: int = 0,
+                init: str | os.PathLike | None = None) -> int:
     """Train (or resume) the level-`level` prior of a preset on a codes cache; returns the step reached.
 
     `fsdp` shards the prior across torchrun ranks block by block (for priors that do not fit one GPU);
@@ -107,6 +134,9 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
     `config` (a JSON or TOML file, or a mapping of PriorConfig fields, `transformer` nested) is laid over the
     preset's config for this level: a new model size without code.
     `cooldown_steps`: the last that many steps before `steps` lower the learning rate linearly to 0.
+    `init` (a prior run, checkpoint or bundle) starts a new run from that trained prior instead of a preset
+    (fine-tuning): its size and label vocabulary, on codes of the VQ-VAE it learned from; the cache's artists and
+    genres must be names it knows. A run that exists resumes as it is.
     `lyrics_jitter` moves each window's lyrics by up to that many characters at random. Without it the sung
     characters always sit at the same place in the window, so a model can place them by position alone; moved, it
     has to find them by listening, which is what aligning a recording whose timing is unknown needs
@@ -118,6 +148,7 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
     cache = load_code_cache(codes)
     c = cache.codes
     source = config
+    initial = None
     if (out / CONFIG_FILE).is_file():
         config = prior_config_from_dict(json.loads((out / CONFIG_FILE).read_text()), str(out / CONFIG_FILE))
         if config.level != level:
@@ -131,6 +162,18 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
         if trained_on(out) not in (None, c.fingerprint):
             raise ConfigError(f"{out}: was trained on the codes of another VQ-VAE (fingerprint {trained_on(out)}, "
                               f"{codes} has {c.fingerprint}); continue it on that VQ-VAE's codes, or use another --out")
+    elif init is not None:
+        if source is not None:
+            raise ConfigError("config (--config) cannot resize a prior started from init (--init): it keeps its own")
+        initial, labels, learned = starting_prior(init, level)
+        if learned not in (None, c.fingerprint):
+            raise ConfigError(f"{init}: learned the codes of another VQ-VAE (fingerprint {learned}, {codes} has "
+                              f"{c.fingerprint}); fine-tune it on codes made by that VQ-VAE")
+        config = initial.config
+        if config.bins != c.codebook_size or config.hop_length != c.hop_lengths[level]:
+            raise ConfigError(f"{init}: a prior over {config.bins} codes at hop {config.hop_length}, not this cache's "
+                              f"{c.codebook_size} codes at hop {c.hop_lengths[level]}")
+        cache = CodeCache(c, labels)
     else:
         config = with_config_file(prior_preset(preset, level, c.codebook_size, c.hop_lengths[level],
                                                c.sample_rate, len(cache.labels.artists), len(cache.labels.genres),
@@ -147,6 +190,9 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
         if distributed.is_main():  # one writer per run directory, until training ends
             hold.enter_context(writer_lock(out))
             out.mkdir(parents=True, exist_ok=True)
+            if initial is not None:  # before the config: a run with a config is one that exists
+                write_model_dir(out / INITIAL, initial.saved_state(), "prior", 0,
+                                {CONFIG_FILE: prior_config_to_json(config)})
             atomic_write_text(out / CONFIG_FILE, prior_config_to_json(config))
             cache.labels.save(out)
         if checkpoint_activations:
