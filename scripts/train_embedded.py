@@ -86,6 +86,10 @@ class Recipe:
     # blur the top level's harmony into noise at 1 and keep most of it at 0.7; v3's keep it at 1 and turn dull and
     # quiet colder (docs/embedded-model.md, "Upsampling temperature").
     upsampling_temperature: float = 0.7
+    # Then these priors are fine-tuned this many more steps (`prior train --init`), at refine_lr cooled to 0 over
+    # the whole run: a second, gentler pass that left the upsamplers surer of their codes (version 4).
+    refine_steps: dict[int, int] = dataclasses.field(default_factory=dict)
+    refine_lr: float = 5e-4
 
 
 RECIPES = {
@@ -101,6 +105,8 @@ RECIPES = {
 # longer and the top prior 1.7 times, each ending in a cool-down, so that the upsamplers are surer of their codes.
 RECIPES["v3"] = dataclasses.replace(RECIPES["v1"], prior_steps={2: 10000, 1: 16000, 0: 16000}, cooldown_steps=3000,
                                     upsampling_temperature=1.0)
+# The model in the package since version 4: version 3, its upsamplers fine-tuned 6,000 steps more.
+RECIPES["v4"] = dataclasses.replace(RECIPES["v3"], refine_steps={1: 6000, 0: 6000})
 # A clip samples as the start of a song this long unless asked otherwise: the training tracks last minutes, and
 # the only ones under 19 s (the shortest timing bin) are victory and defeat jingles that end in silence.
 SONG_SECONDS = 180.0
@@ -192,18 +198,21 @@ def evaluate(work: Path, data: Path, bundle: Path) -> dict:
     return report
 
 
-STAGES = ("data", "vqvae", "codes", "prior2", "prior1", "prior0")
+STAGES = ("data", "vqvae", "codes", "prior2", "prior1", "prior0", "refine1", "refine0")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", choices=list(RECIPES), default="v3", help="v3: the model in the package")
+    parser.add_argument("--recipe", choices=list(RECIPES), default="v4", help="v4: the model in the package")
     parser.add_argument("--work", type=Path, help="default: runs/embedded-RECIPE")
     parser.add_argument("--data", type=Path, help="default: data/embedded-RECIPE")
     parser.add_argument("--stage", choices=STAGES, help="stop after this stage (a prior stage: train that prior "
                         "alone, once the code caches exist, so that the three priors can train at once)")
     parser.add_argument("--vqvae", type=Path, help="a trained VQ-VAE (run or checkpoint) to train the priors on, "
                         "instead of training one (e.g. the package's, src/openjukebox/embedded/vqvae)")
+    parser.add_argument("--init", type=Path, help="a bundle whose priors stand for the recipe's own trained ones: "
+                        "the refine stages start from it and its other priors are taken as they are (e.g. the "
+                        "package's, to turn version 3 into version 4); needs --vqvae, the VQ-VAE of its codes")
     parser.add_argument("--install", action="store_true", help=f"copy the bundle to {PACKAGE_MODEL}")
     args = parser.parse_args()
     recipe = RECIPES[args.recipe]
@@ -223,18 +232,26 @@ def main() -> None:
         build_caches(args.work, args.data, vqvae)
         if args.stage == "codes":
             return
+    if args.init is not None and args.vqvae is None:
+        parser.error("--init needs --vqvae: the VQ-VAE whose codes its priors learned")
     for level, steps in recipe.prior_steps.items():
-        if args.stage in (None, f"prior{level}"):
+        if args.init is None and args.stage in (None, f"prior{level}"):
             train_prior(args.work / "codes-train", level, args.work / f"prior{level}", "small", steps=steps,
                         batch_size=16, lr=1e-3, save_every=500, config=recipe.upsampler if level < 2 else None,
                         cooldown_steps=recipe.cooldown_steps)
+    for level, steps in recipe.refine_steps.items():
+        if args.stage in (None, f"refine{level}"):
+            train_prior(args.work / "codes-train", level, args.work / f"refine{level}", steps=steps, batch_size=16,
+                        lr=recipe.refine_lr, save_every=1000, cooldown_steps=steps,
+                        init=args.init or args.work / f"prior{level}")
     if args.stage is not None:
         return
+    trained = {level: args.work / (f"refine{level}" if level in recipe.refine_steps else f"prior{level}")
+               if args.init is None or level in recipe.refine_steps else args.init for level in range(3)}
     bundle = args.work / "bundle"
     if not (bundle / MANIFEST).is_file():
         shutil.rmtree(bundle, ignore_errors=True)  # an interrupted write
-        assemble_bundle(vqvae, {level: args.work / f"prior{level}" for level in range(3)}, bundle,
-                        dtype=torch.float16)
+        assemble_bundle(vqvae, trained, bundle, dtype=torch.float16)
     manifest = json.loads((bundle / MANIFEST).read_text())
     defaults = {"song_seconds": SONG_SECONDS, "song_start": SONG_START,
                 "upsampling_temperature": recipe.upsampling_temperature}

@@ -214,6 +214,14 @@ def test_init_fine_tunes_a_trained_prior_from_its_run_or_its_bundle(tmp_path, ca
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "from-bundle" / "checkpoints" / "step-00000010").is_dir()
     assert not same(weights(tmp_path / "from-bundle"), weights(runs[0]))
+    # The fine-tuned level beside a bundle's other priors, taken as they are (with its labels): a new bundle.
+    result = cli("bundle", "make", "--vqvae", tiny_run, "--prior0", tmp_path / "from-bundle", "--prior1", bundle,
+                 "--prior2", bundle, "--out", tmp_path / "mixed")
+    assert result.returncode == 0, result.stderr
+    mixed = json.loads((tmp_path / "mixed" / "manifest.json").read_text())
+    assert mixed["artists"] == json.loads((bundle / "manifest.json").read_text())["artists"]
+    assert same(load_prior(tmp_path / "mixed" / "prior_1").state_dict(), weights(runs[1]))
+    assert same(load_prior(tmp_path / "mixed" / "prior_0").state_dict(), weights(tmp_path / "from-bundle"))
 
     elsewhere = tmp_path / "elsewhere"
     shutil.copytree(runs[1], elsewhere)

@@ -170,16 +170,21 @@ def write_bundle(out: Path, vqvae_config: VQVAEConfig, vqvae_weights: dict[str, 
 
 def assemble_bundle(vqvae: str | os.PathLike, priors: dict[int, str | os.PathLike], out: str | os.PathLike,
                     dtype: torch.dtype | None = None) -> Path:
-    """A bundle from trained runs (or checkpoint directories): their latest weights and configs, the vocabulary
-    of the top prior's training data. Checks that the priors were trained on this VQ-VAE's codebook sizes.
-    Weights are stored in `dtype` when given (float16 halves the files; loading computes in float32)."""
+    """A bundle from trained runs (or checkpoint directories, or other bundles: their prior of that level): their
+    latest weights and configs, the vocabulary of the top prior's training data. Checks that the priors were trained
+    on this VQ-VAE's codebook sizes. Weights are stored in `dtype` when given (float16 halves the files; loading
+    computes in float32)."""
     out = new_output_dir(out)
     vq_ckpt = resolve_checkpoint(vqvae)
     vq_model, step = load_vqvae(vq_ckpt)
     sources, steps = {}, {"vqvae": step}
     for level in range(3):
-        ckpt = resolve_checkpoint(priors[level])
-        source = trained_on(ckpt) or trained_on(priors[level])
+        if (Path(priors[level]) / MANIFEST).is_file():  # another bundle: its prior, drawn on its own VQ-VAE's codes
+            ckpt = Path(priors[level]) / f"prior_{level}"
+            source = load_vqvae(Path(priors[level]) / "vqvae")[0].fingerprint()
+        else:
+            ckpt = resolve_checkpoint(priors[level])
+            source = trained_on(ckpt) or trained_on(priors[level])
         if source not in (None, vq_model.fingerprint()):
             raise ConfigError(f"{priors[level]}: was trained on the codes of another VQ-VAE (fingerprint {source}, "
                               f"{vqvae} is {vq_model.fingerprint()})")
@@ -189,10 +194,14 @@ def assemble_bundle(vqvae: str | os.PathLike, priors: dict[int, str | os.PathLik
                               f"not a level-{level} prior for this VQ-VAE ({vq_model.config.codebook_size} codes)")
         sources[level] = (prior.config, prior.saved_state())
         steps[f"prior_{level}"] = int(read_meta(ckpt, "prior")["step"])
-    if not (Path(priors[2]) / VOCAB_FILE).is_file():
+    top = Path(priors[2])
+    if (top / MANIFEST).is_file():
+        labels = LabelEncoder.from_json(json.loads((top / MANIFEST).read_text()), top / MANIFEST)
+    elif (top / VOCAB_FILE).is_file():
+        labels = LabelEncoder.load(top)
+    else:
         raise CheckpointError(f"{priors[2]}: no {VOCAB_FILE} (train the prior with 'openjukebox prior train')")
-    return write_bundle(out, vq_model.config, vq_model.state_dict(), sources, LabelEncoder.load(priors[2]),
-                        steps=steps, dtype=dtype)
+    return write_bundle(out, vq_model.config, vq_model.state_dict(), sources, labels, steps=steps, dtype=dtype)
 
 
 def prior_location(model: str | os.PathLike, level: int) -> tuple[Path, Path]:
