@@ -1,9 +1,10 @@
 """Reproduce the embedded model from scratch: data, VQ-VAE, code caches, three priors, fp16 bundle, metrics.
 
 Every stage is resumable: re-running the script skips what is finished and continues a training run from its
-last checkpoint, so it survives being stopped. On a 2-core CPU, v3 takes about 3 hours, v1 about 2 and v2 about 2.5.
+last checkpoint, so it survives being stopped. On a 2-core CPU, v4 takes about 3.5 hours, v3 about 3, v1 about 2
+and v2 about 2.5.
 
-    python scripts/train_embedded.py                      # everything, into runs/embedded-v3
+    python scripts/train_embedded.py                      # everything, into runs/embedded-v4
     python scripts/train_embedded.py --install            # then copy the bundle into the package
     python scripts/train_embedded.py --recipe v2          # the larger version tried (docs/embedded-model.md)
     python scripts/train_embedded.py --vqvae runs/v1-vqvae  # new priors on a VQ-VAE trained before
@@ -12,6 +13,7 @@ On two or more cores the three priors can train at once, one process (and one th
 
     python scripts/train_embedded.py --stage codes        # data, VQ-VAE, code caches
     for level in 2 1 0; do OMP_NUM_THREADS=1 python scripts/train_embedded.py --stage prior$level & done; wait
+    for level in 1 0; do OMP_NUM_THREADS=1 python scripts/train_embedded.py --stage refine$level & done; wait  # v4
     python scripts/train_embedded.py --install            # bundle, metrics (finished stages skip)
 
 Data: Debian packages of freely licensed game music (v1, v3: wesnoth-1.16-music; v2: four more), each installed with
