@@ -248,8 +248,9 @@ def main() -> None:
                         init=args.init or args.work / f"prior{level}")
     if args.stage is not None:
         return
-    trained = {level: args.work / (f"refine{level}" if level in recipe.refine_steps else f"prior{level}")
-               if args.init is None or level in recipe.refine_steps else args.init for level in range(3)}
+    # Each level's prior: its refine run, else the --init bundle's, else the recipe's own run.
+    trained = {level: args.work / f"refine{level}" if level in recipe.refine_steps
+               else args.init or args.work / f"prior{level}" for level in range(3)}
     bundle = args.work / "bundle"
     if not (bundle / MANIFEST).is_file():
         shutil.rmtree(bundle, ignore_errors=True)  # an interrupted write

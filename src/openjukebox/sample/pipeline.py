@@ -182,7 +182,9 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     own; the first process writes every file, the same files as one process would write."""
     request.check()
     bundle.require(request.levels)
-    request = replace(request, song_start=_song_start(bundle, request))  # saved as resolved: a resumed run keeps it
+    song_seconds = request.song_seconds or bundle.song_seconds or 0.0
+    # Saved as resolved, so that a resumed run keeps it.
+    request = replace(request, song_start=_song_start(bundle, request, song_seconds))
     share = distributed.my_share(request.n)
     if request.n < distributed.world_size():
         raise ConfigError(f"n (--n) {request.n} is fewer samples than the {distributed.world_size()} processes "
@@ -213,7 +215,6 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     rate = vq.config.sample_rate
     n_samples = round(request.duration * rate)
     top_tokens = -(-n_samples // vq.hop_lengths[2])
-    song_seconds = request.song_seconds or bundle.song_seconds or 0.0
     song_start = round(request.song_start * rate)
     song_length = max(song_start + top_tokens * vq.hop_lengths[2], round(song_seconds * rate))
     labels = {level: _labels_for(bundle, request, song_length, level, song_start) for level in request.levels}
@@ -270,15 +271,14 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
         return written
 
 
-def _song_start(bundle: Bundle, request: SampleRequest) -> float:
-    """Seconds into the song where the clip begins: as asked; else the model's default (its manifest's
-    `song_start`) moved earlier where the song would end before the clip does; else, and when continuing a prompt
-    (the prompt is a song's beginning), 0."""
+def _song_start(bundle: Bundle, request: SampleRequest, song_seconds: float) -> float:
+    """Seconds into the song (`song_seconds` long) where the clip begins: as asked; else the model's default (its
+    manifest's `song_start`) moved earlier where the song would end before the clip does; else, and when continuing
+    a prompt (the prompt is a song's beginning), 0."""
     if request.song_start is not None:
         return request.song_start
     if request.prompt is not None or not bundle.song_start:
         return 0.0
-    song_seconds = request.song_seconds or bundle.song_seconds or 0.0
     return min(bundle.song_start, max(0.0, song_seconds - request.duration))
 
 
