@@ -236,3 +236,58 @@ def test_init_fine_tunes_a_trained_prior_from_its_run_or_its_bundle(tmp_path, ca
                      *options)
         assert result.returncode == 1 and error in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "refused").exists()
+
+
+def test_init_adds_the_names_of_new_music_to_the_labels(tmp_path, cache, tiny_run, music_dir):
+    """Fine-tuning on music by an artist (and of a genre) the model never saw: the names are appended to its
+    vocabulary, every known name keeps its id and its embedding, and each new embedding row starts as the mean of
+    the known rows (hand-computed here); the run resumes with them, and a bundle of such runs samples the new
+    artist. A released model's id table does not grow."""
+    import torch
+
+    from openjukebox.labels import LabelEncoder
+    from openjukebox.prior.loading import load_prior
+    from openjukebox.train.checkpoint import resolve_checkpoint
+
+    (music_dir / "metadata.csv").write_text("path,artist,genre,lyrics\n" + "".join(
+        f"{p.name},{['artist0', 'The_New One'][i % 2]},{['rock;blues', 'jazz'][i % 2]},\n"
+        for i, p in enumerate(sorted(music_dir.glob("*.wav")))))
+    try:
+        build_code_cache(tiny_run, music_dir, tmp_path / "new-codes")
+    finally:
+        (music_dir / "metadata.csv").unlink()
+    runs, tuned = {}, {}
+    for level in (2, 1, 0):
+        runs[level], tuned[level] = tmp_path / f"prior{level}", tmp_path / f"tuned{level}"
+        train_prior(cache, level, runs[level], "tiny", steps=4, batch_size=2, lr=3e-3, save_every=4, progress=False)
+        train_prior(tmp_path / "new-codes", level, tuned[level], steps=1, batch_size=2, lr=1e-12, save_every=1,
+                    progress=False, init=runs[level])
+    vocab = json.loads((tuned[2] / "vocab.json").read_text())
+    assert vocab == {"artists": ["artist0", "artist1", "unknown", "The_New One"],
+                     "genres": ["jazz", "rock", "unknown", "blues"]}
+    before, after = (load_prior(resolve_checkpoint(r)).state_dict() for r in (runs[2], tuned[2]))
+    for key, n in (("labels.artist_emb.weight", 3), ("labels.genre_emb.weight", 3)):
+        assert after[key].shape[0] == 4
+        torch.testing.assert_close(after[key][:n], before[key], atol=1e-7, rtol=0)
+        torch.testing.assert_close(after[key][n], before[key].mean(0), atol=1e-7, rtol=0)
+    assert all(torch.allclose(after[k], before[k], atol=1e-7) for k in before if "labels." not in k)
+    assert json.loads((tuned[2] / "config.json").read_text())["n_artists"] == 4
+
+    result = cli("prior", "train", "--level", "2", "--init", str(runs[2]), "--codes", str(tmp_path / "new-codes"),
+                 "--out", str(tmp_path / "cli-run"), "--steps", "2", "--batch-size", "2", "--save-every", "1")
+    assert result.returncode == 0, result.stderr
+    assert "labels added for this music: artists ['The_New One'], genres ['blues']" in result.stderr
+    result = cli("prior", "train", "--level", "2", "--codes", str(tmp_path / "new-codes"), "--out",
+                 str(tmp_path / "cli-run"), "--steps", "4", "--batch-size", "2", "--save-every", "1")
+    assert result.returncode == 0, result.stderr  # resumes with its grown labels
+    assert json.loads((tmp_path / "cli-run" / "vocab.json").read_text()) == vocab
+
+    bundle = tmp_path / "bundle"
+    assert cli("bundle", "make", "--vqvae", tiny_run, *[a for level in (0, 1, 2) for a in
+                                                        (f"--prior{level}", tuned[level])], "--out", bundle
+               ).returncode == 0
+    result = cli("sample", "--model", bundle, "--duration", 0.5, "--out", tmp_path / "song", "--artist",
+                 "the new one", "--genre", "blues", "--device", "cpu")
+    assert result.returncode == 0, result.stderr[-2000:]
+    released = LabelEncoder([], [])
+    assert released.extended(["x"], ["y"]) == (released, [], [])

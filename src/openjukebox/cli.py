@@ -606,7 +606,7 @@ COMMANDS = [
             "over the preset's config for this level"),
         opt("--out", required=True, help="run directory; running again resumes it"),
         opt("--init", metavar="MODEL", help="start from this trained prior (run, checkpoint, or a bundle's prior at "
-            "--level) instead of a preset: fine-tuning, with its size and labels"),
+            "--level) instead of a preset: fine-tuning, with its size and labels (plus the music's new names)"),
         opt("--steps", type=int, required=True, help="train until this step"),
         opt("--batch-size", type=int, help="windows per step"),
         opt("--lr", type=float, help="learning rate"),

@@ -53,6 +53,23 @@ class LabelEncoder:
         """The vocabulary of a dataset: its distinct non-empty names, sorted, and 'unknown'."""
         return cls(sorted({a for a in artists if a} | {UNKNOWN}), sorted({g for g in genres if g} | {UNKNOWN}))
 
+    def extended(self, artists: Iterable[str], genres: Iterable[str]) -> tuple[LabelEncoder, list[str], list[str]]:
+        """This vocabulary with the names it lacks appended, so that every known name keeps its id (fine-tuning a
+        model on music by new artists); also returns the artists and genres added. A released model's ids (its
+        table, or none known) cannot grow: names it lacks are refused as before."""
+        if self.table is not None or not self.artists or not self.genres:
+            return self, [], []
+        new = {}
+        for kind, names in (("artist", artists), ("genre", genres)):
+            seen = dict(self._index[kind])
+            new[kind] = []
+            for name in names:
+                if name and _normalise(name) not in seen:
+                    seen[_normalise(name)] = -1
+                    new[kind].append(name)
+        return (LabelEncoder(self.artists + new["artist"], self.genres + new["genre"]), new["artist"],
+                new["genre"])
+
     def artist_id(self, name: str | None) -> int:
         if not name:
             return self._unknown("artist")

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from .. import distributed
 from ..config_file import ConfigSource, differences
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_write_text, writer_lock
-from ..labels import VOCAB_FILE, LabelEncoder
+from ..labels import VOCAB_FILE, LabelEncoder, split_genres
+from ..codes import CodesFile
 from ..lyrics.text import lyrics_window, vocabulary_of_size
 from ..lyrics.timing import TimedLyrics, anchors_from_json, encode_timed
 from ..train.checkpoint import CONFIG_FILE, latest_checkpoint, load_weights, resolve_checkpoint, write_model_dir
@@ -63,6 +65,38 @@ def starting_prior(init: str | os.PathLike, level: int) -> tuple[Prior, LabelEnc
     if prior.config.level != level:
         raise ConfigError(f"{init}: holds a level-{prior.config.level} prior, not level {level}")
     return prior, labels, learned
+
+
+def with_more_labels(prior: Prior, n_artists: int, n_genres: int) -> Prior:
+    """The prior with label embeddings of `n_artists` × width and `n_genres` × width: its own rows kept (every
+    name it knew keeps its id and meaning), each new row the mean of its rows, a neutral start for music by a new
+    artist rather than noise."""
+    state = prior.saved_state()
+    for key, rows in (("labels.artist_emb.weight", n_artists), ("labels.genre_emb.weight", n_genres)):
+        known = state[key]
+        state[key] = torch.cat([known, known.mean(0, keepdim=True).expand(rows - len(known), -1)])
+    grown = Prior(dataclasses.replace(prior.config, n_artists=n_artists, n_genres=n_genres))
+    grown.load_saved_state(state)
+    return grown
+
+
+def labels_for(prior: Prior, labels: LabelEncoder, codes: CodesFile, where: str, progress: bool
+               ) -> tuple[Prior, LabelEncoder]:
+    """The prior and vocabulary a run fine-tuning `prior` on `codes` starts from: the artists and genres of the
+    music that the vocabulary lacks are added to both (a released model's id table cannot grow)."""
+    if not prior.config.conditioned_on_labels:
+        return prior, labels
+    clips = [clip.labels for clip in codes.clips]
+    labels, artists, genres = labels.extended([m.get("artist") or "" for m in clips],
+                                              [g for m in clips for g in split_genres(m.get("genre") or "")])
+    if not artists and not genres:
+        return prior, labels
+    if progress:
+        print(f"{where}: labels added for this music: artists {artists or 'none'}, genres {genres or 'none'}",
+              file=sys.stderr)
+    config = prior.config
+    return with_more_labels(prior, max(config.n_artists, len(labels.artists)),
+                            max(config.n_genres, len(labels.genres))), labels
 
 
 ClipLyrics = tuple[list[int], list[tuple[int, int]]]  # tokens, and (sample, token) anchors when timed
@@ -136,7 +170,7 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
     `cooldown_steps`: the last that many steps before `steps` lower the learning rate linearly to 0.
     `init` (a prior run, checkpoint or bundle) starts a new run from that trained prior instead of a preset
     (fine-tuning): its size and label vocabulary, on codes of the VQ-VAE it learned from; the cache's artists and
-    genres must be names it knows. A run that exists resumes as it is.
+    genres that it does not know are added to its labels (`with_more_labels`). A run that exists resumes as it is.
     `lyrics_jitter` moves each window's lyrics by up to that many characters at random. Without it the sung
     characters always sit at the same place in the window, so a model can place them by position alone; moved, it
     has to find them by listening, which is what aligning a recording whose timing is unknown needs
@@ -173,6 +207,8 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
         if config.bins != c.codebook_size or config.hop_length != c.hop_lengths[level]:
             raise ConfigError(f"{init}: a prior over {config.bins} codes at hop {config.hop_length}, not this cache's "
                               f"{c.codebook_size} codes at hop {c.hop_lengths[level]}")
+        initial, labels = labels_for(initial, labels, c, str(init), progress)
+        config = initial.config
         cache = CodeCache(c, labels)
     else:
         config = with_config_file(prior_preset(preset, level, c.codebook_size, c.hop_lengths[level],
