@@ -14,6 +14,7 @@ On two or more cores the three priors can train at once, one process (and one th
     python scripts/train_embedded.py --stage codes        # data, VQ-VAE, code caches
     for level in 2 1 0; do OMP_NUM_THREADS=1 python scripts/train_embedded.py --stage prior$level & done; wait
     for level in 1 0; do OMP_NUM_THREADS=1 python scripts/train_embedded.py --stage refine$level & done; wait  # v4
+    python scripts/train_embedded.py --recipe v5 --init runs/embedded-v4/bundle --vqvae runs/embedded-v4/bundle/vqvae
     python scripts/train_embedded.py --install            # bundle, metrics (finished stages skip)
 
 Data: Debian packages of freely licensed game music (v1, v3: wesnoth-1.16-music; v2: four more), each installed with
@@ -92,6 +93,8 @@ class Recipe:
     # the whole run: a second, gentler pass that left the upsamplers surer of their codes (version 4).
     refine_steps: dict[int, int] = dataclasses.field(default_factory=dict)
     refine_lr: float = 5e-4
+    # A recipe that only fine-tunes: the recipe whose bundle it starts from (--init), the refine stages its whole work.
+    fine_tunes: str | None = None
 
 
 RECIPES = {
@@ -112,7 +115,7 @@ RECIPES["v4"] = dataclasses.replace(RECIPES["v3"], refine_steps={1: 6000, 0: 600
 # Version 5: version 4 fine-tuned on all five packages (music busier than Wesnoth's), every prior, with names
 # the model did not know added to its labels. It starts from a version-4 bundle (--init), with that VQ-VAE.
 RECIPES["v5"] = dataclasses.replace(RECIPES["v4"], sources=(WESNOTH, *MORE_SOURCES), licence="GPL-3.0-or-later",
-                                    min_seconds=20.0, refine_steps={2: 6000, 1: 4000, 0: 4000})
+                                    min_seconds=20.0, refine_steps={2: 6000, 1: 4000, 0: 4000}, fine_tunes="v4")
 # A clip samples as the start of a song this long unless asked otherwise: the training tracks last minutes, and
 # the only ones under 19 s (the shortest timing bin) are victory and defeat jingles that end in silence.
 SONG_SECONDS = 180.0
@@ -204,7 +207,7 @@ def evaluate(work: Path, data: Path, bundle: Path) -> dict:
     return report
 
 
-STAGES = ("data", "vqvae", "codes", "prior2", "prior1", "prior0", "refine1", "refine0")
+STAGES = ("data", "vqvae", "codes", "prior2", "prior1", "prior0", "refine2", "refine1", "refine0")
 
 
 def main() -> None:
@@ -240,6 +243,9 @@ def main() -> None:
             return
     if args.init is not None and args.vqvae is None:
         parser.error("--init needs --vqvae: the VQ-VAE whose codes its priors learned")
+    if recipe.fine_tunes is not None and args.init is None:
+        parser.error(f"recipe {args.recipe} fine-tunes {recipe.fine_tunes}: give --init, a {recipe.fine_tunes} "
+                     f"bundle (e.g. runs/embedded-{recipe.fine_tunes}/bundle), and --vqvae, its VQ-VAE")
     for level, steps in recipe.prior_steps.items():
         if args.init is None and args.stage in (None, f"prior{level}"):
             train_prior(args.work / "codes-train", level, args.work / f"prior{level}", "small", steps=steps,

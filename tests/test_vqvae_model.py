@@ -64,6 +64,35 @@ def test_chunked_encode_and_decode_match_whole():
         torch.testing.assert_close(pieces, full, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("hierarchical", [False, True])
+def test_encode_runs_each_encoder_once_for_all_levels(hierarchical):
+    """Each level's codes are its codebook's nearest codes for its own encoder's output (composed by hand here:
+    non-hierarchical, each encoder reads the audio; hierarchical, the level below's output), whichever levels are
+    asked and in what order; and one encode runs each encoder once per chunk, not once per level above it."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    model = VQVAE(dataclasses.replace(preset("tiny"), hierarchical=hierarchical)).eval()
+    for cb in model.codebooks:
+        cb.initialise(torch.randn(256, 16))
+    audio = torch.randn(1, 1, 5000) * 0.1
+    padded = torch.nn.functional.pad(audio, (0, -5000 % 128))
+    with torch.no_grad():
+        z, expected = padded, []
+        for level in range(3):
+            z = model.encoders[level](padded if not hierarchical else z)
+            expected.append(model.codebooks[level](z, update=False).codes[:, :-(-5000 // model.hop_lengths[level])])
+    calls = [0, 0, 0]
+    for level, encoder in enumerate(model.encoders):
+        encoder.register_forward_hook(lambda *_, level=level: calls.__setitem__(level, calls[level] + 1))
+    for got, want in zip(model.encode(audio, chunk_seconds=None), expected):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert calls == [1, 1, 1]
+    two = model.encode(audio, levels=[2, 0], chunk_seconds=None)
+    torch.testing.assert_close(two[0], expected[2], rtol=0, atol=0)
+    torch.testing.assert_close(two[1], expected[0], rtol=0, atol=0)
+
+
 def test_training_step_reduces_loss_on_a_fixed_batch():
     torch.manual_seed(0)
     model = VQVAE(preset("tiny"))

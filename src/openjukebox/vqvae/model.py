@@ -149,14 +149,20 @@ class VQVAE(nn.Module):
         return F.pad(audio, (0, -audio.shape[-1] % top))
 
     @torch.no_grad()
-    def encode_level(self, audio: torch.Tensor, level: int) -> torch.Tensor:
-        """(batch, 1, samples) → (batch, ceil(samples / hop)) codes, in one piece (memory grows with length)."""
+    def _encode_levels(self, audio: torch.Tensor, levels: list[int]) -> list[torch.Tensor]:
+        """(batch, 1, samples) → each level's (batch, ceil(samples / hop)) codes, in one piece (memory grows with
+        length). Each encoder runs once, whatever the levels asked: a non-hierarchical level's encoder reads the
+        audio alone, a hierarchical one the level below's output."""
         if not self.config.quantise:
             raise CodesError("this VQ-VAE has no codes: it was trained without quantisation (an ablation)")
-        n_tokens = -(-audio.shape[-1] // self.hop_lengths[level])
-        z = self._latents(self._pad_to_hop(audio), level + 1)[level]
-        codes = self.codebooks[level](z, update=False).codes
-        return codes[:, :n_tokens]
+        padded = self._pad_to_hop(audio)
+        if self.config.hierarchical:
+            latents = dict(enumerate(self._latents(padded, max(levels) + 1)))
+        else:
+            latents = {level: self.encoders[level](padded) for level in set(levels)}
+        n = audio.shape[-1]
+        return [self.codebooks[level](latents[level], update=False).codes[:, :-(-n // self.hop_lengths[level])]
+                for level in levels]
 
     @torch.no_grad()
     def encode(self, audio: torch.Tensor, levels: list[int] | None = None, chunk_seconds: float | None = 20.0,
@@ -164,26 +170,22 @@ class VQVAE(nn.Module):
         """Codes of each requested level (default all) for (batch, 1, samples) audio.
 
         With `chunk_seconds`, audio is cut into chunks encoded with `margin_seconds` of context on each side
-        that is then dropped; `None` encodes in one piece.
+        that is then dropped; `None` encodes in one piece. Every level's codes of a chunk come from one pass.
         """
         levels = list(range(self.config.levels)) if levels is None else levels
-        result = []
-        for level in levels:
-            hop = self.hop_lengths[level]
-            if chunk_seconds is None:
-                result.append(self.encode_level(audio, level))
-                continue
-            chunk = self._round_up(chunk_seconds, self.hop_lengths[-1])
-            margin = self._round_up(margin_seconds, self.hop_lengths[-1])
-            n = audio.shape[-1]
-            pieces = []
-            for start in range(0, n, chunk):
-                lo, hi = max(0, start - margin), min(n, start + chunk + margin)
-                codes = self.encode_level(audio[..., lo:hi], level)
+        if chunk_seconds is None:
+            return self._encode_levels(audio, levels)
+        chunk = self._round_up(chunk_seconds, self.hop_lengths[-1])
+        margin = self._round_up(margin_seconds, self.hop_lengths[-1])
+        n = audio.shape[-1]
+        pieces: list[list[torch.Tensor]] = [[] for _ in levels]
+        for start in range(0, n, chunk):
+            lo, hi = max(0, start - margin), min(n, start + chunk + margin)
+            for piece, level, codes in zip(pieces, levels, self._encode_levels(audio[..., lo:hi], levels)):
+                hop = self.hop_lengths[level]
                 first = (start - lo) // hop
-                pieces.append(codes[:, first:first + -(-(min(start + chunk, n) - start) // hop)])
-            result.append(torch.cat(pieces, dim=1))
-        return result
+                piece.append(codes[:, first:first + -(-(min(start + chunk, n) - start) // hop)])
+        return [torch.cat(piece, dim=1) for piece in pieces]
 
     def _round_up(self, seconds: float, multiple: int) -> int:
         samples = max(1, round(seconds * self.config.sample_rate))
