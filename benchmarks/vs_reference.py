@@ -7,8 +7,8 @@ both in one process on the same machine, in alternating runs; medians of --runs 
 
 Per prior and batch: tokens/s of the reference, of openjukebox eager and compiled (the compile time is reported
 apart: it is paid once per process and structure, and sampling/decode.py decides when it pays), and the ratios.
-Then the VQ-VAE at the released hyperparameters decoding level-0 codes: seconds of audio per second (real-time
-factor) of each. Sizes default to small models of the released structure (5b-style top prior: merged decoder,
+Then the VQ-VAE at the released hyperparameters decoding level-0 codes, and encoding audio at all three levels:
+seconds of audio per second (real-time factor) of each. Sizes default to small models of the released structure (5b-style top prior: merged decoder,
 row/column/previous-row layers; an upsampler with its conditioner). On a GPU, --device cuda.
 """
 
@@ -122,7 +122,26 @@ def vqvae_row(args: argparse.Namespace) -> str:
     return (f"| VQ-VAE decode, level 0, {args.vqvae_seconds} s | {rtf['reference']:.2f}× real time | "
             f"{rtf['openjukebox']:.2f}× real time | {rtf['openjukebox'] / rtf['reference']:.2f}× | "
             f"{rtf['openjukebox bf16']:.2f}× real time | {rtf['openjukebox bf16'] / rtf['reference']:.2f}× | "
-            f"{-20 * torch.log10(error).item():.1f} dB |")
+            f"{-20 * torch.log10(error).item():.1f} dB |\n" + vqvae_encode_row(reference, ours, args))
+
+
+def vqvae_encode_row(reference, ours, args: argparse.Namespace) -> str:
+    """All three levels' codes of --vqvae-seconds of audio, in one piece; the codes must agree."""
+    torch.manual_seed(1)
+    samples = args.vqvae_seconds * 44100 // 128 * 128  # whole top-level tokens: the reference drops a partial one
+    audio = torch.randn(1, 1, samples, device=args.device) * 0.1
+    with torch.inference_mode():
+        runs = {"reference": lambda: reference.encode(audio.transpose(1, 2)),
+                "openjukebox": lambda: ours.encode(audio, chunk_seconds=None)}
+        agree = min((a == b).float().mean().item() for a, b in zip(runs["reference"](), runs["openjukebox"]()))
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(args.runs):
+            for name, run in runs.items():
+                times[name].append(timed(run))
+    rtf = {name: samples / 44100 / statistics.median(t) for name, t in times.items()}
+    return (f"| VQ-VAE encode, 3 levels, {args.vqvae_seconds} s | {rtf['reference']:.2f}× real time | "
+            f"{rtf['openjukebox']:.2f}× real time | {rtf['openjukebox'] / rtf['reference']:.2f}× | | | "
+            f"codes agree: {agree:.1%} |")
 
 
 def main() -> None:
