@@ -115,7 +115,7 @@ RECIPES["v4"] = dataclasses.replace(RECIPES["v3"], refine_steps={1: 6000, 0: 600
 # Version 5: version 4 fine-tuned on all five packages (music busier than Wesnoth's), every prior, with names
 # the model did not know added to its labels. It starts from a version-4 bundle (--init), with that VQ-VAE.
 RECIPES["v5"] = dataclasses.replace(RECIPES["v4"], sources=(WESNOTH, *MORE_SOURCES), licence="GPL-3.0-or-later",
-                                    min_seconds=20.0, refine_steps={2: 6000, 1: 4000, 0: 4000}, fine_tunes="v4")
+                                    min_seconds=20.0, refine_steps={2: 3000, 1: 2500, 0: 2500}, fine_tunes="v4")
 # A clip samples as the start of a song this long unless asked otherwise: the training tracks last minutes, and
 # the only ones under 19 s (the shortest timing bin) are victory and defeat jingles that end in silence.
 SONG_SECONDS = 180.0
