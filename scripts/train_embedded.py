@@ -112,10 +112,12 @@ RECIPES["v3"] = dataclasses.replace(RECIPES["v1"], prior_steps={2: 10000, 1: 160
                                     upsampling_temperature=1.0)
 # The model in the package since version 4: version 3, its upsamplers fine-tuned 6,000 steps more.
 RECIPES["v4"] = dataclasses.replace(RECIPES["v3"], refine_steps={1: 6000, 0: 6000})
-# Version 5: version 4 fine-tuned on all five packages (music busier than Wesnoth's), every prior, with names
-# the model did not know added to its labels. It starts from a version-4 bundle (--init), with that VQ-VAE.
+# The model in the package since version 5: version 4 with its upsamplers fine-tuned on all five packages (music
+# busier than Wesnoth's), the names they did not know added to their labels. It starts from a version-4 bundle
+# (--init), with that VQ-VAE. The top prior stays version 4's, and so do the bundle's labels: fine-tuned on the five
+# packages too (3,000 steps) its previews lost a third of their pitch salience (docs/embedded-model.md).
 RECIPES["v5"] = dataclasses.replace(RECIPES["v4"], sources=(WESNOTH, *MORE_SOURCES), licence="GPL-3.0-or-later",
-                                    min_seconds=20.0, refine_steps={2: 3000, 1: 2500, 0: 2500}, fine_tunes="v4")
+                                    min_seconds=20.0, refine_steps={1: 2500, 0: 2500}, fine_tunes="v4")
 # A clip samples as the start of a song this long unless asked otherwise: the training tracks last minutes, and
 # the only ones under 19 s (the shortest timing bin) are victory and defeat jingles that end in silence.
 SONG_SECONDS = 180.0
@@ -193,13 +195,18 @@ def build_caches(work: Path, data: Path, vqvae: Path) -> None:
             shutil.rmtree(out / "audio-cache", ignore_errors=True)
 
 
-def evaluate(work: Path, data: Path, bundle: Path) -> dict:
-    """Held-out metrics of the model card: VQ-VAE reconstruction per level, each prior against the unigram."""
+def evaluate(work: Path, data: Path, bundle: Path, trained: dict[int, Path], init: Path | None) -> dict:
+    """Held-out metrics of the model card: VQ-VAE reconstruction per level, each prior trained here against the
+    unigram, its codes labelled as its run labelled them. A prior taken as it is from --init is named, not measured:
+    its labels may not know this data's names, and its numbers are those of the version it comes from."""
     vqvae, _ = load_vqvae(bundle / "vqvae")
     heldout = AudioFolder(data / "heldout", vqvae.config.sample_rate, work / "eval-audio-cache", None)
     report = {"vqvae": evaluate_vqvae(vqvae, heldout, windows_per_file=40), "priors": {}}
     for level in range(3):
-        path, vocab = prior_location(bundle, level)
+        if init is not None and trained[level] == init:
+            report["priors"][level] = {"from": str(init)}
+            continue
+        path, vocab = prior_location(trained[level], level)
         prior = load_prior(path)
         report["priors"][level] = {split: evaluate_prior(prior, load_evaluation_codes(work / f"codes-{split}", prior,
                                                                                       vocab), windows=64)
@@ -272,7 +279,7 @@ def main() -> None:
     write_model_licence(recipe, bundle, args.data)
     metrics = args.work / "metrics.json"
     if not metrics.is_file():
-        atomic_write_text(metrics, json.dumps(evaluate(args.work, args.data, bundle), indent=2) + "\n")
+        atomic_write_text(metrics, json.dumps(evaluate(args.work, args.data, bundle, trained, args.init), indent=2) + "\n")
     print(f"bundle: {bundle}; held-out metrics: {metrics}")
     if args.install:
         shutil.rmtree(PACKAGE_MODEL, ignore_errors=True)
