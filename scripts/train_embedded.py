@@ -1,25 +1,33 @@
 """Reproduce the embedded model from scratch: data, VQ-VAE, code caches, three priors, fp16 bundle, metrics.
 
 Every stage is resumable: re-running the script skips what is finished and continues a training run from its
-last checkpoint, so it survives being stopped. On a 2-core CPU, v4 takes about 3.5 hours, v3 about 3, v1 about 2
-and v2 about 2.5.
+last checkpoint, so it survives being stopped. On a 2-core CPU, v5 takes about 4.5 hours (v4's 3.5, then its own
+hour), v4 about 3.5, v3 about 3, v1 about 2 and v2 about 2.5.
 
-    python scripts/train_embedded.py                      # everything, into runs/embedded-v4
+    python scripts/train_embedded.py                      # everything, into runs/embedded-v5 (v4 first)
     python scripts/train_embedded.py --install            # then copy the bundle into the package
     python scripts/train_embedded.py --recipe v2          # the larger version tried (docs/embedded-model.md)
-    python scripts/train_embedded.py --vqvae runs/v1-vqvae  # new priors on a VQ-VAE trained before
+    python scripts/train_embedded.py --recipe v3 --vqvae runs/v1-vqvae  # new priors on a VQ-VAE trained before
 
-On two or more cores the three priors can train at once, one process (and one thread) each:
+A recipe that fine-tunes another (v5 fine-tunes v4) trains that one first, into its own folder, unless --init names
+a bundle of it (with --vqvae, its VQ-VAE). On two or more cores the priors can train at once, one process (and one
+thread) each:
 
-    python scripts/train_embedded.py --stage codes        # data, VQ-VAE, code caches
-    for level in 2 1 0; do OMP_NUM_THREADS=1 python scripts/train_embedded.py --stage prior$level & done; wait
-    for level in 1 0; do OMP_NUM_THREADS=1 python scripts/train_embedded.py --stage refine$level & done; wait  # v4
-    python scripts/train_embedded.py --recipe v5 --init runs/embedded-v4/bundle --vqvae runs/embedded-v4/bundle/vqvae
-    python scripts/train_embedded.py --install            # bundle, metrics (finished stages skip)
+    python scripts/train_embedded.py --recipe v4 --stage codes                     # data, VQ-VAE, code caches
+    for level in 2 1 0; do OMP_NUM_THREADS=1 python scripts/train_embedded.py --recipe v4 --stage prior$level & done
+    wait
+    for level in 1 0; do OMP_NUM_THREADS=1 python scripts/train_embedded.py --recipe v4 --stage refine$level & done
+    wait
+    python scripts/train_embedded.py --recipe v4                                   # v4's bundle and metrics
+    FROM_V4="--init runs/embedded-v4/bundle --vqvae runs/embedded-v4/bundle/vqvae"
+    python scripts/train_embedded.py $FROM_V4 --stage codes                        # v5's data and code caches
+    for level in 1 0; do OMP_NUM_THREADS=1 python scripts/train_embedded.py $FROM_V4 --stage refine$level & done
+    wait
+    python scripts/train_embedded.py $FROM_V4 --install                            # v5's bundle and metrics
 
-Data: Debian packages of freely licensed game music (v1, v3: wesnoth-1.16-music; v2: four more), each installed with
-apt if missing; licences in /usr/share/doc/PACKAGE/copyright. A track's artist and genre tags give its labels, with a
-per-package fallback where a tag is missing.
+Data: Debian packages of freely licensed game music (v1, v3, v4: wesnoth-1.16-music; v2, v5: four more), each
+installed with apt if missing; licences in /usr/share/doc/PACKAGE/copyright. A track's artist and genre tags give its
+labels, with a per-package fallback where a tag is missing.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import io
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import soundfile
@@ -219,7 +228,7 @@ STAGES = ("data", "vqvae", "codes", "prior2", "prior1", "prior0", "refine2", "re
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", choices=list(RECIPES), default="v4", help="v4: the model in the package")
+    parser.add_argument("--recipe", choices=list(RECIPES), default="v5", help="v5: the model in the package")
     parser.add_argument("--work", type=Path, help="default: runs/embedded-RECIPE")
     parser.add_argument("--data", type=Path, help="default: data/embedded-RECIPE")
     parser.add_argument("--stage", choices=STAGES, help="stop after this stage (a prior stage: train that prior "
@@ -235,6 +244,15 @@ def main() -> None:
     args.work = args.work or Path(f"runs/embedded-{args.recipe}")
     args.data = args.data or Path(f"data/embedded-{args.recipe}")
 
+    if args.init is not None and args.vqvae is None:
+        parser.error("--init needs --vqvae: the VQ-VAE whose codes its priors learned")
+    if recipe.fine_tunes is not None and args.init is None:
+        if args.vqvae is not None:
+            parser.error(f"--vqvae needs --init: recipe {args.recipe} fine-tunes a {recipe.fine_tunes} bundle")
+        base = Path(f"runs/embedded-{recipe.fine_tunes}")
+        print(f"recipe {args.recipe} fine-tunes recipe {recipe.fine_tunes}: training it first, into {base}")
+        subprocess.run([sys.executable, __file__, "--recipe", recipe.fine_tunes], check=True)
+        args.init, args.vqvae = base / "bundle", base / "bundle" / "vqvae"
     prepare_data(recipe, args.data)
     if args.stage == "data":
         return
@@ -248,11 +266,6 @@ def main() -> None:
         build_caches(args.work, args.data, vqvae)
         if args.stage == "codes":
             return
-    if args.init is not None and args.vqvae is None:
-        parser.error("--init needs --vqvae: the VQ-VAE whose codes its priors learned")
-    if recipe.fine_tunes is not None and args.init is None:
-        parser.error(f"recipe {args.recipe} fine-tunes {recipe.fine_tunes}: give --init, a {recipe.fine_tunes} "
-                     f"bundle (e.g. runs/embedded-{recipe.fine_tunes}/bundle), and --vqvae, its VQ-VAE")
     for level, steps in recipe.prior_steps.items():
         if args.init is None and args.stage in (None, f"prior{level}"):
             train_prior(args.work / "codes-train", level, args.work / f"prior{level}", "small", steps=steps,
@@ -279,7 +292,8 @@ def main() -> None:
     write_model_licence(recipe, bundle, args.data)
     metrics = args.work / "metrics.json"
     if not metrics.is_file():
-        atomic_write_text(metrics, json.dumps(evaluate(args.work, args.data, bundle, trained, args.init), indent=2) + "\n")
+        report = evaluate(args.work, args.data, bundle, trained, args.init)
+        atomic_write_text(metrics, json.dumps(report, indent=2) + "\n")
     print(f"bundle: {bundle}; held-out metrics: {metrics}")
     if args.install:
         shutil.rmtree(PACKAGE_MODEL, ignore_errors=True)
