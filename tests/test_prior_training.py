@@ -291,3 +291,56 @@ def test_init_adds_the_names_of_new_music_to_the_labels(tmp_path, cache, tiny_ru
     assert result.returncode == 0, result.stderr[-2000:]
     released = LabelEncoder([], [])
     assert released.extended(["x"], ["y"]) == (released, [], [])
+
+
+def test_a_bundle_keeps_the_labels_of_upsamplers_that_learned_more_names(tmp_path, cache, tiny_run, music_dir):
+    """The embedded model's case: the top prior knows 3 artists, its upsamplers were fine-tuned on music by a
+    fourth. The bundle's names are the top prior's, and each upsampler keeps its own id table, so that evaluating
+    it labels the music as it learned it, and fine-tuning it on a fifth artist gives that artist a new id and row
+    instead of the fourth's learned row."""
+    from openjukebox.prior.loading import load_prior
+    from openjukebox.train.checkpoint import resolve_checkpoint
+
+    def codes_by(artist: str, out):
+        (music_dir / "metadata.csv").write_text("path,artist,genre,lyrics\n" + "".join(
+            f"{p.name},{artist},jazz,\n" for p in sorted(music_dir.glob("*.wav"))))
+        try:
+            build_code_cache(tiny_run, music_dir, out)
+        finally:
+            (music_dir / "metadata.csv").unlink()
+        return out
+
+    fourth, fifth = codes_by("Fourth", tmp_path / "codes-fourth"), codes_by("Fifth", tmp_path / "codes-fifth")
+    runs = {level: tmp_path / f"prior{level}" for level in range(3)}
+    for level in range(3):
+        train_prior(cache, level, runs[level], "tiny", steps=2, batch_size=2, save_every=2, progress=False)
+    for level in (1, 0):
+        train_prior(fourth, level, tmp_path / f"tuned{level}", steps=1, batch_size=2, save_every=1, progress=False,
+                    init=runs[level])
+        runs[level] = tmp_path / f"tuned{level}"
+    bundle = tmp_path / "bundle"
+    assert cli("bundle", "make", "--vqvae", tiny_run, *[a for level in (0, 1, 2) for a in
+                                                        (f"--prior{level}", runs[level])], "--out", bundle
+               ).returncode == 0
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["artists"] == ["artist0", "artist1", "unknown"]
+    assert set(manifest["level_labels"]) == {"0", "1"}
+    assert manifest["level_labels"]["0"]["artists"] == ["artist0", "artist1", "unknown", "Fourth"]
+
+    result = cli("prior", "eval", "--model", bundle, "--level", "0", "--codes", fourth, "--windows", "2")
+    assert result.returncode == 0, result.stderr
+    result = cli("sample", "--model", bundle, "--duration", 0.5, "--out", tmp_path / "song", "--artist", "Fourth",
+                 "--device", "cpu")
+    assert result.returncode != 0 and "unknown artist 'Fourth'" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+    train_prior(fifth, 0, tmp_path / "again", steps=1, batch_size=2, lr=1e-12, save_every=1, progress=False,
+                init=bundle)
+    vocab = json.loads((tmp_path / "again" / "vocab.json").read_text())
+    assert vocab["artists"] == ["artist0", "artist1", "unknown", "Fourth", "Fifth"]
+    before, after = (load_prior(resolve_checkpoint(r)).state_dict() for r in (runs[0], tmp_path / "again"))
+    rows = after["labels.artist_emb.weight"]
+    assert rows.shape[0] == 5
+    learned = before["labels.artist_emb.weight"]
+    assert np.allclose(rows[3].numpy(), learned[3].numpy(), atol=1e-6)  # Fourth's row, as the upsampler learned it
+    assert np.allclose(rows[4].numpy(), learned.mean(0).numpy(), atol=1e-6)  # Fifth starts at the mean

@@ -23,7 +23,7 @@ from .prior.conditioning import Labels
 from .prior.config import PRESETS as PRIOR_PRESETS, prior_config_to_json, prior_preset
 from .prior.loading import load_prior
 from .prior.model import Prior, PriorConfig
-from .prior.training import trained_on
+from .prior.training import learned_labels, trained_on
 from .train.checkpoint import CONFIG_FILE, WEIGHTS, read_meta, resolve_checkpoint, write_model_dir
 from .vqvae.config import VQVAEConfig, preset as vqvae_preset
 from .vqvae.loading import load_vqvae
@@ -194,14 +194,14 @@ def assemble_bundle(vqvae: str | os.PathLike, priors: dict[int, str | os.PathLik
                               f"not a level-{level} prior for this VQ-VAE ({vq_model.config.codebook_size} codes)")
         sources[level] = (prior.config, prior.saved_state())
         steps[f"prior_{level}"] = int(read_meta(ckpt, "prior")["step"])
-    top = Path(priors[2])
-    if (top / MANIFEST).is_file():
-        labels = LabelEncoder.from_json(json.loads((top / MANIFEST).read_text()), top / MANIFEST)
-    elif (top / VOCAB_FILE).is_file():
-        labels = LabelEncoder.load(top)
-    else:
+    # The top prior's names are the bundle's; an upsampler that learned other ids (more names) keeps its own table.
+    learned = {level: learned_labels(priors[level], level) for level in range(3)}
+    if learned[2] is None:
         raise CheckpointError(f"{priors[2]}: no {VOCAB_FILE} (train the prior with 'openjukebox prior train')")
-    return write_bundle(out, vq_model.config, vq_model.state_dict(), sources, labels, steps=steps, dtype=dtype)
+    level_labels = {level: labels for level, labels in learned.items()
+                    if labels is not None and labels.to_json() != learned[2].to_json()}
+    return write_bundle(out, vq_model.config, vq_model.state_dict(), sources, learned[2], steps=steps, dtype=dtype,
+                        level_labels=level_labels)
 
 
 def prior_location(model: str | os.PathLike, level: int) -> tuple[Path, Path]:

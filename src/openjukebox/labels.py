@@ -128,6 +128,13 @@ class LabelEncoder:
         except (AttributeError, KeyError, TypeError) as e:
             raise ConfigError(f"{where}: corrupt label vocabulary ({type(e).__name__}: {e})") from None
 
+    @classmethod
+    def for_level(cls, data: dict, level: int, where: str | os.PathLike) -> LabelEncoder:
+        """The vocabulary of a bundle manifest (or a vocab.json) for its level-`level` prior: the level's own table
+        where the manifest has one (upsamplers whose ids differ from the top prior's: released ones, or ones that
+        learned more names), else the manifest's."""
+        return cls.from_json((data.get("level_labels") or {}).get(str(level), data), where)
+
     def save(self, folder: str | os.PathLike) -> None:
         atomic_write_text(Path(folder) / VOCAB_FILE, json.dumps(self.to_json(), indent=2) + "\n")
 

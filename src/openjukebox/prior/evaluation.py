@@ -70,7 +70,7 @@ def load_evaluation_codes(codes: str | os.PathLike, prior: Prior, vocab_file: Pa
     if not vocab_file.is_file():
         raise OpenJukeboxError(f"{vocab_file.parent}: has no label vocabulary ({vocab_file.name})")
     try:
-        labels = LabelEncoder.from_json(json.loads(vocab_file.read_text()), vocab_file)
+        labels = LabelEncoder.for_level(json.loads(vocab_file.read_text()), prior.config.level, vocab_file)
     except ValueError:
         raise OpenJukeboxError(f"{vocab_file}: corrupt label vocabulary (not JSON)") from None
     codes_file = load_code_cache(codes).codes if not Path(codes).is_file() else load_codes(codes)

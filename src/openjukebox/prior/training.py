@@ -42,25 +42,36 @@ def trained_on(path: str | os.PathLike) -> str | None:
         return None
 
 
+def learned_labels(model: str | os.PathLike, level: int) -> LabelEncoder | None:
+    """The label vocabulary whose ids the level-`level` prior of `model` learned: a bundle's table for that level,
+    or a prior run's or checkpoint's vocab.json; None when there is none."""
+    model = Path(model)
+    manifest = model / "manifest.json"
+    if manifest.is_file():
+        return LabelEncoder.for_level(json.loads(manifest.read_text()), level, manifest)
+    ckpt = resolve_checkpoint(model)
+    folder = next((f for f in (ckpt, model) if (f / VOCAB_FILE).is_file()), None)
+    return None if folder is None else LabelEncoder.load(folder)
+
+
 def starting_prior(init: str | os.PathLike, level: int) -> tuple[Prior, LabelEncoder, str | None]:
     """The trained prior a new run starts from (fine-tuning), from a prior run, a checkpoint or a bundle (its
     level-`level` prior): the prior in float32, its label vocabulary (the ids its embeddings learned) and the
     fingerprint of the VQ-VAE whose codes it learned, when known."""
     init = Path(init)
-    manifest = init / "manifest.json"
-    if manifest.is_file():  # a bundle: the manifest holds the labels, its VQ-VAE made the codes
+    if (init / "manifest.json").is_file():  # a bundle: its VQ-VAE made the codes
         from ..vqvae.loading import load_vqvae
 
         ckpt = init / f"prior_{level}"
         if not ckpt.is_dir():
             raise ConfigError(f"{init}: this bundle has no level-{level} prior to start from")
-        data = json.loads(manifest.read_text())
-        labels = LabelEncoder.from_json((data.get("level_labels") or {}).get(str(level), data), manifest)
         learned = load_vqvae(init / "vqvae")[0].fingerprint() if (init / "vqvae").is_dir() else None
     else:
         ckpt = resolve_checkpoint(init)
-        labels = LabelEncoder.load(ckpt if (ckpt / VOCAB_FILE).is_file() else init)
         learned = trained_on(ckpt) or trained_on(init)
+    labels = learned_labels(init, level)
+    if labels is None:
+        raise ConfigError(f"{init}: no {VOCAB_FILE} (train the prior with 'openjukebox prior train')")
     prior = load_prior(ckpt)
     if prior.config.level != level:
         raise ConfigError(f"{init}: holds a level-{prior.config.level} prior, not level {level}")
