@@ -199,7 +199,7 @@ def assemble_bundle(vqvae: str | os.PathLike, priors: dict[int, str | os.PathLik
     if learned[2] is None:
         raise CheckpointError(f"{priors[2]}: no {VOCAB_FILE} (train the prior with 'openjukebox prior train')")
     level_labels = {level: labels for level, labels in learned.items()
-                    if labels is not None and labels.to_json() != learned[2].to_json()}
+                    if labels is not None and labels != learned[2]}
     return write_bundle(out, vq_model.config, vq_model.state_dict(), sources, learned[2], steps=steps, dtype=dtype,
                         level_labels=level_labels)
 

@@ -20,6 +20,7 @@ from ..errors import ConfigError, DataError
 from ..fileio import atomic_write_text, writer_lock
 from ..labels import VOCAB_FILE, LabelEncoder, split_genres
 from ..codes import CodesFile
+from ..models import MANIFEST
 from ..lyrics.text import lyrics_window, vocabulary_of_size
 from ..lyrics.timing import TimedLyrics, anchors_from_json, encode_timed
 from ..train.checkpoint import CONFIG_FILE, latest_checkpoint, load_weights, resolve_checkpoint, write_model_dir
@@ -46,7 +47,7 @@ def learned_labels(model: str | os.PathLike, level: int) -> LabelEncoder | None:
     """The label vocabulary whose ids the level-`level` prior of `model` learned: a bundle's table for that level,
     or a prior run's or checkpoint's vocab.json; None when there is none."""
     model = Path(model)
-    manifest = model / "manifest.json"
+    manifest = model / MANIFEST
     if manifest.is_file():
         return LabelEncoder.for_level(json.loads(manifest.read_text()), level, manifest)
     ckpt = resolve_checkpoint(model)
@@ -59,7 +60,7 @@ def starting_prior(init: str | os.PathLike, level: int) -> tuple[Prior, LabelEnc
     level-`level` prior): the prior in float32, its label vocabulary (the ids its embeddings learned) and the
     fingerprint of the VQ-VAE whose codes it learned, when known."""
     init = Path(init)
-    if (init / "manifest.json").is_file():  # a bundle: its VQ-VAE made the codes
+    if (init / MANIFEST).is_file():  # a bundle: its VQ-VAE made the codes
         from ..vqvae.loading import load_vqvae
 
         ckpt = init / f"prior_{level}"
