@@ -269,9 +269,67 @@ def test_upsampling_temperature_changes_only_the_upsamplers(tmp_path, bundle_dir
     result = cli("sample", "--model", bundle_dir, "--duration", 1, "--upsampling-temperature", 0, "--out",
                  tmp_path / "zero")
     assert result.returncode == 1 and result.stderr.strip().endswith(
-        "upsampling_temperature (--upsampling-temperature) must be positive, got 0.0")
+        "upsampling_temperature (--upsampling-temperature) must be a positive number, got 0.0")
     assert not (tmp_path / "zero").exists()
     (with_default / "manifest.json").write_text(json.dumps({**manifest, "upsampling_temperature": "hot"}))
     result = cli("sample", "--model", with_default, "--duration", 1, "--out", tmp_path / "hot")
     assert result.returncode == 1 and "upsampling_temperature must be a positive number, got 'hot'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "hot").exists()
+
+
+def test_upsampling_temperature_can_be_given_a_level(tmp_path, bundle_dir):
+    """A temperature for one level changes that level's draw and no other's: level 0 near 0 draws its greedy codes
+    over level 1's codes drawn at 1; a level a request leaves out takes the manifest's; the CLI's '1=T,0=T' and a
+    run's request.json (keys as strings) mean the same; a level without an upsampler is refused by name."""
+    import json
+    import shutil
+
+    def codes(out, bundle=None, start=None, **options):
+        if start is not None:  # continue from this run's codes above level 0, as `upsample` continues a run
+            (tmp_path / out).mkdir()
+            for level in (2, 1):
+                shutil.copy(start / f"level{level}.npz", tmp_path / out / f"level{level}.npz")
+        sample(bundle or load_bundle(bundle_dir), tmp_path / out, SampleRequest(duration=0.5, seed=5, **options),
+               progress=False)
+        return {level: np.load(tmp_path / out / f"level{level}.npz")["codes"] for level in (2, 1, 0)}
+
+    plain = codes("plain")
+    cold0 = codes("cold0", upsampling_temperature={0: 1e-6})
+    greedy0 = codes("greedy0", start=tmp_path / "plain", top_k=1)
+    assert np.array_equal(plain[1], cold0[1]) and not np.array_equal(plain[0], cold0[0])
+    assert np.array_equal(cold0[0], greedy0[0])
+    cold1 = codes("cold1", upsampling_temperature={1: 1e-6})
+    cold = codes("cold", upsampling_temperature=1e-6)
+    assert np.array_equal(cold1[1], cold[1]) and not np.array_equal(cold1[1], plain[1])
+    assert not np.array_equal(cold1[0], cold[0])  # level 0 drew at 1 over the same level 1
+
+    with_default = tmp_path / "with-default"
+    shutil.copytree(bundle_dir, with_default)
+    manifest = json.loads((with_default / "manifest.json").read_text())
+    (with_default / "manifest.json").write_text(json.dumps({**manifest, "upsampling_temperature": {"1": 1e-6}}))
+    assert load_bundle(with_default).upsampling_temperature == {1: 1e-6}
+    assert np.array_equal(cold1[1], codes("default", load_bundle(with_default), upsampling_temperature={0: 1.0})[1])
+
+    result = cli("sample", "--model", bundle_dir, "--duration", 0.5, "--seed", 5, "--levels", "2,1",
+                 "--upsampling-temperature", "1=1e-6,0=1", "--out", tmp_path / "preview")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((tmp_path / "preview" / "request.json").read_text())["upsampling_temperature"] == \
+        {"1": 1e-6, "0": 1.0}
+    result = cli("upsample", "--model", bundle_dir, tmp_path / "preview")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert np.array_equal(np.load(tmp_path / "preview" / "level1.npz")["codes"], cold1[1])
+    assert np.array_equal(np.load(tmp_path / "preview" / "level0.npz")["codes"], cold1[0])
+
+    for given, error in [("2=0.9", "upsampling_temperature (--upsampling-temperature): level 2 has no upsampler "
+                                  "(levels 1 and 0 have)"),
+                         ("1=0", "upsampling_temperature (--upsampling-temperature) must be a positive number, got "
+                                 "0.0"),
+                         ("warm", "upsampling_temperature (--upsampling-temperature) must be a number, or LEVEL=T "
+                                  "pairs such as 1=0.85,0=1, got 'warm'")]:
+        result = cli("sample", "--model", bundle_dir, "--duration", 0.5, "--upsampling-temperature", given, "--out",
+                     tmp_path / "bad")
+        assert result.returncode == 1 and result.stderr.strip().splitlines() == [f"openjukebox: error: {error}"]
+        assert not (tmp_path / "bad").exists()
+    result = cli("sample", "--model", bundle_dir, "--duration", 0.5, "--levels", "x", "--out", tmp_path / "bad")
+    assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+        "openjukebox: error: levels (--levels) must be 2, 2,1 or 2,1,0, got x"]

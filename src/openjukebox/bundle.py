@@ -25,6 +25,7 @@ from .prior.loading import load_prior
 from .prior.model import Prior, PriorConfig
 from .prior.training import learned_labels, trained_on
 from .train.checkpoint import CONFIG_FILE, WEIGHTS, read_meta, resolve_checkpoint, write_model_dir
+from .sample.request import upsampler_temperatures
 from .vqvae.config import VQVAEConfig, preset as vqvae_preset
 from .vqvae.loading import load_vqvae
 from .vqvae.model import VQVAE
@@ -46,9 +47,10 @@ class Bundle:
     # Levels whose prior keys names to other ids than the top prior (1b_lyrics: its upsamplers read v2 ids, its
     # top prior v3 ones); the others use `label_encoder`.
     level_labels: dict[int, LabelEncoder] = field(default_factory=dict)
-    # The temperature the upsamplers draw at unless a request says otherwise (None: the request's temperature):
-    # version 1 of the embedded model kept the top level's harmony only below 1 (docs/embedded-model.md).
-    upsampling_temperature: float | None = None
+    # The temperature each upsampler (level 1, 0) draws at unless a request says otherwise (a level missing: the
+    # request's temperature): a small upsampler keeps more of the top level's harmony below 1
+    # (docs/embedded-model.md). The manifest holds one number for both or one a level ({"1": 0.85, "0": 1}).
+    upsampling_temperature: dict[int, float] = field(default_factory=dict)
     # Where (seconds) in the song a clip begins when a request does not say and the song leaves room: a clip from
     # the start is an intro, which in the training music is often quiet and sparse (docs/embedded-model.md).
     song_start: float | None = None
@@ -238,8 +240,16 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu", dty
                     for level, data in (manifest.get("level_labels") or {}).items()}
     return Bundle(path, vqvae, priors, labels, torch.device(device),
                   _positive_number(manifest, "song_seconds", path / MANIFEST), dtype, level_labels,
-                  _positive_number(manifest, "upsampling_temperature", path / MANIFEST),
+                  _upsampling_temperature(manifest, path / MANIFEST),
                   _positive_number(manifest, "song_start", path / MANIFEST))
+
+
+def _upsampling_temperature(manifest: dict, where: Path) -> dict[int, float]:
+    """The manifest's optional `upsampling_temperature` by level, refused by name unless valid."""
+    try:
+        return upsampler_temperatures(manifest.get("upsampling_temperature"), "upsampling_temperature")
+    except ConfigError as e:
+        raise CheckpointError(f"{where}: {e}") from None
 
 
 def _positive_number(manifest: dict, key: str, where: Path) -> float | None:

@@ -781,9 +781,9 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv).parse_args(argv)
     warnings.showwarning = _one_line_warning
     try:
+        args = build_parser(argv).parse_args(argv)  # an option's own parser (--levels) raises ConfigError
         from .devices import choose_threads
 
         choose_threads(getattr(args, "threads", None))

@@ -43,6 +43,39 @@ class Filters:
             raise ConfigError(f"top_p (--top-p) must be in [0, 1], got {self.top_p}")
 
 
+UPSAMPLER_LEVELS = (1, 0)
+
+
+def upsampler_temperatures(value: Any, name: str) -> dict[int, float]:
+    """A temperature for both upsamplers (0.9) or one a level ({1: 0.85, 0: 1.0}, or JSON's {"1": 0.85}) →
+    {level: temperature} for the levels it names; ConfigError naming `name` unless each level is 1 or 0 and each
+    temperature a positive finite number."""
+    if value is None:
+        return {}
+    pairs = value.items() if isinstance(value, dict) else [(level, value) for level in UPSAMPLER_LEVELS]
+    temperatures = {}
+    for level, temperature in pairs:
+        if str(level) not in {str(upsampler) for upsampler in UPSAMPLER_LEVELS}:
+            raise ConfigError(f"{name}: level {level!r} has no upsampler (levels 1 and 0 have)")
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or \
+                not 0 < temperature < math.inf:
+            raise ConfigError(f"{name} must be a positive number, got {temperature!r}")
+        temperatures[int(level)] = float(temperature)
+    return temperatures
+
+
+def parse_upsampling_temperature(text: str) -> float | dict[int, float]:
+    """'0.9' → 0.9 (levels 1 and 0); '1=0.85,0=1' → {1: 0.85, 0: 1.0}: the --upsampling-temperature option."""
+    name = "upsampling_temperature (--upsampling-temperature)"
+    try:
+        if "=" not in text:
+            return float(text)
+        pairs = [part.split("=") for part in text.split(",")]
+        return {int(level): float(temperature) for level, temperature in pairs}
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, or LEVEL=T pairs such as 1=0.85,0=1, got {text!r}") from None
+
+
 def parse_levels(text: str) -> list[int]:
     """'2,1' → [2, 1]: the --levels option."""
     try:
@@ -62,10 +95,12 @@ class SampleRequest:
     genres: list[str] = option("a genre the model knows; repeat for several", factory=list, flags=("--genre",),
                                action="append", metavar="GENRE")
     temperature: float = option("above 1: more surprising, below 1: safer", 1.0)
-    # The upsamplers' own temperature: below 1 they keep more of the top level's harmony (a small upsampler drawn
-    # at 1 blurs it into noise). None: the model's own (its manifest's `upsampling_temperature`), else temperature.
-    upsampling_temperature: float | None = option(
-        "temperature of the upsamplers, levels 1 and 0 (default: the model's own, else --temperature)", type=float)
+    # The upsamplers' own temperature, one for both or one a level ({1: 0.85, 0: 1.0}): below 1 they keep more of
+    # the top level's harmony, and mostly at level 1, where a small upsampler loses most of it. A level not given
+    # takes the model's own (its manifest's `upsampling_temperature`), else `temperature`.
+    upsampling_temperature: float | dict[int, float] | None = option(
+        "temperature of the upsamplers: one for levels 1 and 0, or one a level, e.g. 1=0.85,0=1 (default: the "
+        "model's own, else --temperature)", type=parse_upsampling_temperature, metavar="T")
     top_k: int = option("draw only from the k likeliest codes (0: all)", 0)
     top_p: float = option("draw only from the likeliest codes that make up this probability (0: all)", 0.0)
     hop_fraction: float = option("how far each window of a long song moves, as a fraction of the window", 0.5)
@@ -95,8 +130,8 @@ class SampleRequest:
 
     def check(self) -> None:
         """Every value in range (NaN and infinity refused by name), before anything is written."""
-        for name in ("duration", "prompt_seconds", "hop_fraction", "temperature", "upsampling_temperature", "top_p",
-                     "song_seconds", "song_start"):
+        for name in ("duration", "prompt_seconds", "hop_fraction", "temperature", "top_p", "song_seconds",
+                     "song_start"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ConfigError(f"{name} (--{name.replace('_', '-')}) must be a finite number, got {value}")
@@ -124,15 +159,14 @@ class SampleRequest:
         if self.prompt is not None and not 0 < self.prompt_seconds < self.duration:
             raise ConfigError("prompt_seconds (--prompt-seconds) must be positive and shorter than duration "
                               "(--duration)")
-        if self.upsampling_temperature is not None and not self.upsampling_temperature > 0:
-            raise ConfigError(f"upsampling_temperature (--upsampling-temperature) must be positive, got "
-                              f"{self.upsampling_temperature}")
         self.filters(2)
+        self.filters(1)
 
-    def filters(self, level: int, model_upsampling_temperature: float | None = None) -> Filters:
-        """The filters of one level: the upsamplers (levels 1 and 0) draw at the upsampling temperature asked
-        for, else the model's own, else the top level's."""
-        choices = [] if level == 2 else [self.upsampling_temperature, model_upsampling_temperature]
+    def filters(self, level: int, model_temperatures: dict[int, float] | None = None) -> Filters:
+        """The filters of one level: an upsampler (level 1 or 0) draws at the upsampling temperature asked for
+        that level, else the model's own for it (`Bundle.upsampling_temperature`), else the top level's."""
+        asked = upsampler_temperatures(self.upsampling_temperature, "upsampling_temperature (--upsampling-temperature)")
+        choices = [] if level == 2 else [asked.get(level), (model_temperatures or {}).get(level)]
         temperature = next((t for t in choices if t is not None), self.temperature)
         return Filters(temperature, self.top_k, self.top_p)
 
