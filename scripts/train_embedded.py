@@ -94,10 +94,10 @@ class Recipe:
     upsampler: dict | None  # laid over the `small` preset's upsamplers (prior.config), None: the preset
     prior_steps: dict[int, int] = dataclasses.field(default_factory=lambda: {2: 6000, 1: 3000, 0: 3000})
     cooldown_steps: int = 0  # each prior's last steps lower the learning rate linearly to 0
-    # The upsamplers draw at this temperature unless asked otherwise (the manifest's upsampling_temperature). v1's
-    # blur the top level's harmony into noise at 1 and keep most of it at 0.7; v3's keep it at 1 and turn dull and
-    # quiet colder (docs/embedded-model.md, "Upsampling temperature").
-    upsampling_temperature: float = 0.7
+    # The upsamplers draw at this temperature unless asked otherwise (the manifest's upsampling_temperature): one
+    # for both, or one a level. v1's blur the top level's harmony into noise at 1 and keep most of it at 0.7; v3's
+    # keep it at 1 and turn dull and quiet colder (docs/embedded-model.md, "Upsampling temperature").
+    upsampling_temperature: float | dict[int, float] = 0.7
     # Then these priors are fine-tuned this many more steps (`prior train --init`), at refine_lr cooled to 0 over
     # the whole run: a second, gentler pass that left the upsamplers surer of their codes (version 4).
     refine_steps: dict[int, int] = dataclasses.field(default_factory=dict)
@@ -124,9 +124,11 @@ RECIPES["v4"] = dataclasses.replace(RECIPES["v3"], refine_steps={1: 6000, 0: 600
 # The model in the package since version 5: version 4 with its upsamplers fine-tuned on all five packages (music
 # busier than Wesnoth's), the names they did not know added to their labels. It starts from a version-4 bundle
 # (--init), with that VQ-VAE. The top prior stays version 4's, and so do the bundle's labels: fine-tuned on the five
-# packages too (3,000 steps) its previews lost a third of their pitch salience (docs/embedded-model.md).
+# packages too (3,000 steps) its previews lost a third of their pitch salience (docs/embedded-model.md). Level 1
+# draws at 0.8: at 1 it loses most of the preview's harmony, which level 0 cannot bring back.
 RECIPES["v5"] = dataclasses.replace(RECIPES["v4"], sources=(WESNOTH, *MORE_SOURCES), licence="GPL-3.0-or-later",
-                                    min_seconds=20.0, refine_steps={1: 2500, 0: 2500}, fine_tunes="v4")
+                                    min_seconds=20.0, refine_steps={1: 2500, 0: 2500}, fine_tunes="v4",
+                                    upsampling_temperature={1: 0.8, 0: 1.0})
 # A clip samples as the start of a song this long unless asked otherwise: the training tracks last minutes, and
 # the only ones under 19 s (the shortest timing bin) are victory and defeat jingles that end in silence.
 SONG_SECONDS = 180.0
