@@ -2,7 +2,7 @@
 
 Every stage is resumable: re-running the script skips what is finished and continues a training run from its
 last checkpoint, so it survives being stopped. On a 2-core CPU, v5 takes about 4.5 hours (v4's 3.5, then its own
-hour), v4 about 3.5, v3 about 3, v1 about 2 and v2 about 2.5.
+hour), v4 about 3.5, v3 about 3, v1 about 2 and v2 about 2.5; v6, on top of v5, about 3.5 more.
 
     python scripts/train_embedded.py                      # everything, into runs/embedded-v5 (v4 first)
     python scripts/train_embedded.py --install            # then copy the bundle into the package
@@ -172,7 +172,10 @@ def prepare_data(recipe: Recipe, data: Path) -> None:
                 link = data / split / name
                 link.parent.mkdir(parents=True, exist_ok=True)
                 if not link.exists():
-                    link.symlink_to(track)
+                    try:
+                        link.symlink_to(track)
+                    except FileExistsError:  # linked just now by another stage of the recipe, run at once
+                        pass
                 splits[split].append(row)
     for split, rows in splits.items():
         table = io.StringIO(newline="")
