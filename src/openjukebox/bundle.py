@@ -18,6 +18,7 @@ import torch
 from .errors import CheckpointError, ConfigError
 from .fileio import atomic_write_text, new_output_dir
 from .labels import VOCAB_FILE, LabelEncoder
+from .level_temperatures import upsampler_temperatures
 from .models import MANIFEST
 from .prior.conditioning import Labels
 from .prior.config import PRESETS as PRIOR_PRESETS, prior_config_to_json, prior_preset
@@ -25,7 +26,6 @@ from .prior.loading import load_prior
 from .prior.model import Prior, PriorConfig
 from .prior.training import learned_labels, trained_on
 from .train.checkpoint import CONFIG_FILE, WEIGHTS, read_meta, resolve_checkpoint, write_model_dir
-from .sample.request import upsampler_temperatures
 from .vqvae.config import VQVAEConfig, preset as vqvae_preset
 from .vqvae.loading import load_vqvae
 from .vqvae.model import VQVAE

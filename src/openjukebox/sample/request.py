@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..level_temperatures import upsampler_temperatures
 
 
 MAX_LYRICS = 20_000  # characters: ten minutes of fast singing, and what keeps alignment's memory bounded
@@ -41,27 +42,6 @@ class Filters:
             raise ConfigError(f"top_k (--top-k) must be 0 (off) or positive, got {self.top_k}")
         if not 0 <= self.top_p <= 1:
             raise ConfigError(f"top_p (--top-p) must be in [0, 1], got {self.top_p}")
-
-
-UPSAMPLER_LEVELS = (1, 0)
-
-
-def upsampler_temperatures(value: Any, name: str) -> dict[int, float]:
-    """A temperature for both upsamplers (0.9) or one a level ({1: 0.85, 0: 1.0}, or JSON's {"1": 0.85}) →
-    {level: temperature} for the levels it names; ConfigError naming `name` unless each level is 1 or 0 and each
-    temperature a positive finite number."""
-    if value is None:
-        return {}
-    pairs = value.items() if isinstance(value, dict) else [(level, value) for level in UPSAMPLER_LEVELS]
-    temperatures = {}
-    for level, temperature in pairs:
-        if str(level) not in {str(upsampler) for upsampler in UPSAMPLER_LEVELS}:
-            raise ConfigError(f"{name}: level {level!r} has no upsampler (levels 1 and 0 have)")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or \
-                not 0 < temperature < math.inf:
-            raise ConfigError(f"{name} must be a positive number, got {temperature!r}")
-        temperatures[int(level)] = float(temperature)
-    return temperatures
 
 
 def parse_upsampling_temperature(text: str) -> float | dict[int, float]:
