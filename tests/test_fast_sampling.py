@@ -4,6 +4,7 @@ sampling noise (sample/noise.py) against an independent plain-Python hash and th
 Compiling is slow on 2 cores (inductor, ~15 s a structure), so each structure is compiled once and every check of
 it runs on that compilation: priors of one transformer structure share one traced step."""
 
+import dataclasses
 import functools
 import math
 import warnings
@@ -196,6 +197,38 @@ def test_samples_drawn_apart_equal_samples_drawn_together():
         alone = sample_level(prior, 2 * N_CTX, row, upper_codes=upper[i: i + 1], batch=1,
                              sample_ids=torch.tensor([i]), **options)
         assert torch.equal(alone[0], together[i])
+
+
+def test_a_narrow_prior_samples_on_one_thread_and_draws_the_same_codes(monkeypatch):
+    """A prior narrower than ONE_THREAD_BELOW_WIDTH steps on one CPU thread (its operations are too small to share,
+    and on a busy machine they would wait for a second thread); a wider one keeps the threads it was given; the
+    thread count is restored after, and the codes do not depend on it."""
+    from openjukebox.sample import ancestral
+
+    seen = []
+
+    def recording_step(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return decode_step(*args, **kwargs)
+
+    narrow, labels, upper = build("upsampler")
+    wide = Prior(dataclasses.replace(narrow.config, transformer=dataclasses.replace(
+        narrow.config.transformer, width=ancestral.ONE_THREAD_BELOW_WIDTH))).eval()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(decode, "decode_step", recording_step)
+            one = sample_level(narrow, 2 * N_CTX, labels, seed=4, upper_codes=upper, batch=BATCH, compile=False)
+            assert set(seen) == {1} and torch.get_num_threads() == 2
+            seen.clear()
+            sample_level(wide, N_CTX, labels, seed=4, upper_codes=upper, batch=BATCH, compile=False)
+            assert set(seen) == {2}
+        monkeypatch.setattr(ancestral, "ONE_THREAD_BELOW_WIDTH", 0)  # as before: every prior on all threads
+        assert torch.equal(one, sample_level(narrow, 2 * N_CTX, labels, seed=4, upper_codes=upper, batch=BATCH,
+                                             compile=False))
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.slow

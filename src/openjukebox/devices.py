@@ -3,8 +3,10 @@ on how many CPU threads."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 
 import torch
 
@@ -47,3 +49,14 @@ def choose_threads(requested: int | None = None) -> int:
                       "--threads N to choose", stacklevel=2)
     torch.set_num_threads(threads)
     return threads
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """PyTorch's CPU threads set to `n` inside the block, and back to what they were after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -7,11 +7,13 @@ tokens as its prefix, feeds them through the cache and samples the remaining one
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 
 import torch
 
+from ..devices import cpu_threads
 from ..errors import ConfigError
 from ..prior.conditioning import Labels
 from ..prior.model import Prior
@@ -54,6 +56,13 @@ def window_starts(total_tokens: int, n_ctx: int, hop_fraction: float) -> list[in
     return starts + [total_tokens - n_ctx]
 
 
+# A prior narrower than this samples on one CPU thread: its per-token operations (1 × width by width × 3·width and
+# smaller) are too small to share. On an idle 2-core machine the embedded model's 128-wide step is as fast on one
+# thread as on two; on a busy one, each of its ~200 operations a token otherwise waits for a second thread to be
+# scheduled, which made it up to 25 times slower (docs/sampling.md, "Threads"). At width 256 two threads pay.
+ONE_THREAD_BELOW_WIDTH = 256
+
+
 @torch.no_grad()
 def sample_level(prior: Prior, total_tokens: int, labels: Labels | Callable[[int], Labels] | None, seed: int,
                  prompt: torch.Tensor | None = None, upper_codes: torch.Tensor | None = None,
@@ -70,6 +79,16 @@ def sample_level(prior: Prior, total_tokens: int, labels: Labels | Callable[[int
     run. With `compile` (True, False, or "auto": where the tokens left to draw pay for it), the decode step is
     compiled once for all windows. `on_window` receives the codes so far after every window.
     """
+    narrow = prior.pos_emb.device.type == "cpu" and prior.config.transformer.width < ONE_THREAD_BELOW_WIDTH
+    with cpu_threads(1) if narrow else contextlib.nullcontext():
+        return _sample_windows(prior, total_tokens, labels, seed, prompt, upper_codes, hop_fraction, filters, batch,
+                               sample_ids, compile, on_window)
+
+
+def _sample_windows(prior: Prior, total_tokens: int, labels: Labels | Callable[[int], Labels] | None, seed: int,
+                    prompt: torch.Tensor | None, upper_codes: torch.Tensor | None, hop_fraction: float,
+                    filters: Filters, batch: int, sample_ids: torch.Tensor | None, compile: bool | str,
+                    on_window: Callable[[torch.Tensor], None] | None) -> torch.Tensor:
     n_ctx = prior.config.n_ctx
     device = prior.pos_emb.device
     codes = torch.empty(batch, 0, dtype=torch.long, device=device) if prompt is None else prompt.to(device)
