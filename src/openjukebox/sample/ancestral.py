@@ -57,10 +57,11 @@ def window_starts(total_tokens: int, n_ctx: int, hop_fraction: float) -> list[in
 
 
 # A prior narrower than this samples on one CPU thread: its per-token operations (1 × width by width × 3·width and
-# smaller) are too small to share. On an idle 2-core machine the embedded model's 128-wide step is as fast on one
-# thread as on two; on a busy one, each of its ~200 operations a token otherwise waits for a second thread to be
-# scheduled, which made it up to 25 times slower (docs/sampling.md, "Threads"). At width 256 two threads pay.
-ONE_THREAD_BELOW_WIDTH = 256
+# smaller) are too small to share. On an idle 2-core machine a 128-wide step is as fast on one thread as on two and
+# a 256-wide one 5 % slower; on a busy machine each of its ~200 operations a token otherwise waits for a second
+# thread to be scheduled, which made it 3-4 times slower (docs/sampling.md, "Threads"). At width 512 a product is
+# 3 times faster on two threads.
+ONE_THREAD_BELOW_WIDTH = 512
 
 
 @torch.no_grad()
