@@ -282,6 +282,8 @@ def main() -> None:
     # The priors trained from scratch: all of the recipe's, unless --init stands for them; a recipe that fine-tunes
     # another trains only the ones it names (v6: new upsamplers beside v4's top prior).
     own_priors = recipe.prior_steps if args.init is None or recipe.fine_tunes else {}
+    # What each level's refine run starts from, and its prior where it is not refined.
+    base = {level: args.work / f"prior{level}" if level in own_priors else args.init for level in range(3)}
     for level, steps in own_priors.items():
         if args.stage in (None, f"prior{level}"):
             train_prior(args.work / "codes-train", level, args.work / f"prior{level}", "small", steps=steps,
@@ -291,12 +293,12 @@ def main() -> None:
         if args.stage in (None, f"refine{level}"):
             train_prior(args.work / "codes-train", level, args.work / f"refine{level}", steps=steps, batch_size=16,
                         lr=recipe.refine_lr, save_every=1000, cooldown_steps=steps,
-                        init=args.work / f"prior{level}" if level in own_priors else args.init)
+                        init=base[level])
     if args.stage is not None:
         return
     # Each level's prior: its refine run, else the recipe's own run, else the --init bundle's.
-    trained = {level: args.work / f"refine{level}" if level in recipe.refine_steps
-               else args.work / f"prior{level}" if level in own_priors else args.init for level in range(3)}
+    trained = {level: args.work / f"refine{level}" if level in recipe.refine_steps else base[level]
+               for level in range(3)}
     bundle = args.work / "bundle"
     if not (bundle / MANIFEST).is_file():
         shutil.rmtree(bundle, ignore_errors=True)  # an interrupted write

@@ -22,7 +22,7 @@ def upsampler_temperatures(value: Any, name: str) -> dict[int, float]:
     pairs = value.items() if isinstance(value, dict) else [(level, value) for level in UPSAMPLER_LEVELS]
     temperatures = {}
     for level, temperature in pairs:
-        if str(level) not in {str(upsampler) for upsampler in UPSAMPLER_LEVELS}:
+        if str(level) not in map(str, UPSAMPLER_LEVELS):
             raise ConfigError(f"{name}: level {level!r} has no upsampler (levels 1 and 0 have)")
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or \
                 not 0 < temperature < math.inf:

@@ -82,35 +82,27 @@ def sample_level(prior: Prior, total_tokens: int, labels: Labels | Callable[[int
     """
     narrow = prior.pos_emb.device.type == "cpu" and prior.config.transformer.width < ONE_THREAD_BELOW_WIDTH
     with cpu_threads(1) if narrow else contextlib.nullcontext():
-        return _sample_windows(prior, total_tokens, labels, seed, prompt, upper_codes, hop_fraction, filters, batch,
-                               sample_ids, compile, on_window)
-
-
-def _sample_windows(prior: Prior, total_tokens: int, labels: Labels | Callable[[int], Labels] | None, seed: int,
-                    prompt: torch.Tensor | None, upper_codes: torch.Tensor | None, hop_fraction: float,
-                    filters: Filters, batch: int, sample_ids: torch.Tensor | None, compile: bool | str,
-                    on_window: Callable[[torch.Tensor], None] | None) -> torch.Tensor:
-    n_ctx = prior.config.n_ctx
-    device = prior.pos_emb.device
-    codes = torch.empty(batch, 0, dtype=torch.long, device=device) if prompt is None else prompt.to(device)
-    ratio = 2 ** prior.config.cond_downs
-    compile = compile_pays(compile, device, total_tokens - codes.shape[1])
-    decoder = None
-    for start in window_starts(total_tokens, n_ctx, hop_fraction):
-        end = min(start + n_ctx, total_tokens)
-        if end <= codes.shape[1]:
-            continue  # already known (prompt)
-        window_labels = None
-        if callable(labels):
-            window_labels = labels(start * prior.config.hop_length).to(device)
-        elif labels is not None:
-            offset = labels.offset + start * prior.config.hop_length
-            window_labels = dataclasses.replace(labels, offset=offset).to(device)
-        upper = None if upper_codes is None else upper_codes[:, start // ratio: -(-end // ratio)]
-        decoder = decoder or Decoder(prior, batch, filters, compile)
-        window = sample_window(prior, end - start, codes[:, start:], window_labels, upper, seed, filters, start,
-                               sample_ids, decoder)
-        codes = torch.cat([codes[:, :start], window], dim=1)
-        if on_window is not None:
-            on_window(codes)
-    return codes[:, :total_tokens]
+        n_ctx = prior.config.n_ctx
+        device = prior.pos_emb.device
+        codes = torch.empty(batch, 0, dtype=torch.long, device=device) if prompt is None else prompt.to(device)
+        ratio = 2 ** prior.config.cond_downs
+        compile = compile_pays(compile, device, total_tokens - codes.shape[1])
+        decoder = None
+        for start in window_starts(total_tokens, n_ctx, hop_fraction):
+            end = min(start + n_ctx, total_tokens)
+            if end <= codes.shape[1]:
+                continue  # already known (prompt)
+            window_labels = None
+            if callable(labels):
+                window_labels = labels(start * prior.config.hop_length).to(device)
+            elif labels is not None:
+                offset = labels.offset + start * prior.config.hop_length
+                window_labels = dataclasses.replace(labels, offset=offset).to(device)
+            upper = None if upper_codes is None else upper_codes[:, start // ratio: -(-end // ratio)]
+            decoder = decoder or Decoder(prior, batch, filters, compile)
+            window = sample_window(prior, end - start, codes[:, start:], window_labels, upper, seed, filters, start,
+                                   sample_ids, decoder)
+            codes = torch.cat([codes[:, :start], window], dim=1)
+            if on_window is not None:
+                on_window(codes)
+        return codes[:, :total_tokens]
