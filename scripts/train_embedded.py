@@ -133,9 +133,10 @@ RECIPES["v5"] = dataclasses.replace(RECIPES["v4"], sources=(WESNOTH, *MORE_SOURC
                                     fine_tunes="v4", upsampling_temperature={1: 0.8, 0: 1.0})
 # Training for version 6 (not finished; docs/embedded-model.md, "Next"): version 5's data, VQ-VAE and top prior,
 # with upsamplers twice as wide (width 256; 2 heads, each as wide as now) trained from scratch on all five packages
-# with version 3's schedule. A step of a 128-wide prior costs its ~200 operations' dispatch more than their
-# arithmetic, so a 256-wide upsampler samples only ~20 % slower (1.8 M parameters against 0.67 M).
-RECIPES["v6"] = dataclasses.replace(RECIPES["v5"], prior_steps={1: 16000, 0: 16000}, refine_steps={},
+# for 10,000 steps with version 3's cool-down (16,000 would not fit one sitting). A step of a 128-wide prior costs
+# its ~200 operations' dispatch more than their arithmetic, so a 256-wide upsampler samples only ~20 % slower (1.8 M
+# parameters against 0.67 M).
+RECIPES["v6"] = dataclasses.replace(RECIPES["v5"], prior_steps={1: 10000, 0: 10000}, refine_steps={},
                                     upsampler={"transformer": {"width": 256, "heads": 2}})
 # A clip samples as the start of a song this long unless asked otherwise: the training tracks last minutes, and
 # the only ones under 19 s (the shortest timing bin) are victory and defeat jingles that end in silence.

@@ -2,7 +2,9 @@
 sampling noise (sample/noise.py) against an independent plain-Python hash and the distribution it must draw from.
 
 Compiling is slow on 2 cores (inductor, ~15 s a structure), so each structure is compiled once and every check of
-it runs on that compilation: priors of one transformer structure share one traced step."""
+it runs on that compilation: priors of one transformer structure share one traced step. Here the matrix products
+are always inductor's own CPP kernels: sampling lets autotuning choose between them and ATen's by timing, which
+would leave untested whichever lost, and costs a quarter of the compilation."""
 
 import dataclasses
 import functools
@@ -50,6 +52,13 @@ STRUCTURES = {
                                                    patterns=(ROW, COLUMN, PREVIOUS_ROW, PREFIX, PREFIX, DENSE)),
         hop_length=128, timing_bins=8, min_duration=1.0, max_duration=60.0, n_vocab=10, n_tokens=6, **LABELLED),
 }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def only_cpp_gemm_kernels():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(decode, "_CPU_OPTIONS", {**decode._CPU_OPTIONS, "max_autotune_gemm_backends": "CPP"})
+        yield
 
 
 @functools.cache  # one prior per structure for the whole module: its compiled step is made once
