@@ -2,7 +2,7 @@
 
 Every stage is resumable: re-running the script skips what is finished and continues a training run from its
 last checkpoint, so it survives being stopped. On a 2-core CPU, v5 takes about 4.5 hours (v4's 3.5, then its own
-hour), v4 about 3.5, v3 about 3, v1 about 2 and v2 about 2.5; v6, on top of v5, about 3.5 more.
+hour), v4 about 3.5, v3 about 3, v1 about 2 and v2 about 2.5; v6, on top of v5, about 3 more.
 
     python scripts/train_embedded.py                      # everything, into runs/embedded-v5 (v4 first)
     python scripts/train_embedded.py --install            # then copy the bundle into the package
@@ -24,7 +24,7 @@ thread) each:
     for level in 1 0; do OMP_NUM_THREADS=1 python scripts/train_embedded.py $FROM_V4 --stage refine$level & done
     wait
     python scripts/train_embedded.py $FROM_V4 --install                            # v5's bundle and metrics
-    V6="--recipe v6 $FROM_V4"                                                     # v6 (training): wider upsamplers
+    V6="--recipe v6 $FROM_V4"                                                     # v6 (tried): wider upsamplers
     for level in 1 0; do OMP_NUM_THREADS=1 python scripts/train_embedded.py $V6 --stage prior$level & done
 
 Data: Debian packages of freely licensed game music (v1, v3, v4: wesnoth-1.16-music; v2, v5, v6: four more), each
@@ -131,7 +131,7 @@ RECIPES["v4"] = dataclasses.replace(RECIPES["v3"], refine_steps={1: 6000, 0: 600
 RECIPES["v5"] = dataclasses.replace(RECIPES["v4"], sources=(WESNOTH, *MORE_SOURCES), licence="GPL-3.0-or-later",
                                     min_seconds=20.0, prior_steps={}, refine_steps={1: 2500, 0: 2500},
                                     fine_tunes="v4", upsampling_temperature={1: 0.8, 0: 1.0})
-# Training for version 6 (not finished; docs/embedded-model.md, "Next"): version 5's data, VQ-VAE and top prior,
+# Version 6, tried and not kept (docs/embedded-model.md, "Version 6, tried"): version 5's data, VQ-VAE and top prior,
 # with upsamplers twice as wide (width 256; 2 heads, each as wide as now) trained from scratch on all five packages
 # for 10,000 steps with version 3's cool-down (16,000 would not fit one sitting). A step of a 128-wide prior costs
 # its ~200 operations' dispatch more than their arithmetic, so a 256-wide upsampler samples only ~20 % slower (1.8 M
