@@ -3,7 +3,8 @@
 `run_cli` runs the command line in this process: argument parsing, the API call, the error handling and the exit
 status are all the CLI's own code, without a new interpreter and torch import (seconds) for every call.
 `run_cli_process` runs the installed entry point in a subprocess, for what only a real process shows (the
-`python -m openjukebox` entry, environment variables read at start-up).
+`python -m openjukebox` entry, environment variables read at start-up). `torchrun_command` is the command line of
+two processes under torchrun.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import socket
 import subprocess
 import sys
 import warnings
@@ -49,3 +51,13 @@ def run_cli_process(*args: object, cwd: str | os.PathLike | None = None, env: di
                     timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "openjukebox", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+def torchrun_command(*args: object) -> list[str]:
+    """`torchrun --nproc_per_node 2 -m openjukebox ARGS` on a port free now, so that tests run side by side
+    (`pytest -n`) never meet on one rendezvous port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+            "-m", "openjukebox", *map(str, args)]

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from openjukebox.data.synth import write_synthetic_dataset
 from openjukebox.vqvae.training import train_vqvae
+
+
+def pytest_configure(config):
+    """Side by side (`pytest -n 2`, pytest-xdist), each worker runs on one CPU thread: two workers of two threads
+    on two cores spin against each other, and the tests' models are too small to gain from a second thread."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,13 @@
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from cli_runner import torchrun_command
 
 from openjukebox.vqvae.bottleneck import Codebook
 
@@ -60,9 +60,8 @@ def test_two_ranks_equal_one_process_on_the_concatenated_batches(tmp_path):
 def test_torchrun_two_processes_trains_and_resumes(tmp_path, music_dir):
     run = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           "-m", "openjukebox", "vqvae", "train", "--data", str(music_dir), "--out", str(run), "--preset", "tiny",
-           "--steps", "{}", "--batch-size", "2", "--save-every", "3"]
+    cmd = torchrun_command("vqvae", "train", "--data", music_dir, "--out", run, "--preset", "tiny", "--steps", "{}",
+                           "--batch-size", "2", "--save-every", "3")
     first = subprocess.run([c.format(6) for c in cmd], env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     assert (run / "checkpoints" / "latest").read_text().strip() == "step-00000006"

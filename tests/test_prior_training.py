@@ -3,14 +3,13 @@
 import csv
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from openjukebox.vqvae.code_cache import build_code_cache, load_code_cache
 from openjukebox.prior.training import train_prior
-from cli_runner import run_cli
+from cli_runner import run_cli, torchrun_command
 
 
 cli = run_cli
@@ -87,9 +86,8 @@ def test_torchrun_two_processes_train_a_prior_with_identical_weights(tmp_path, c
     from safetensors.torch import load_file
 
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
-           "-m", "openjukebox", "prior", "train", "--level", "1", "--codes", str(cache), "--out", str(run),
-           "--steps", "4", "--batch-size", "2", "--save-every", "2"]
+    cmd = torchrun_command("prior", "train", "--level", "1", "--codes", cache, "--out", run, "--steps", "4",
+                           "--batch-size", "2", "--save-every", "2")
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
     # Rank 0 saves. Its batches are exactly those of a single-process run with the same seed, so without
@@ -123,9 +121,8 @@ def test_fsdp_trains_like_ddp_and_its_checkpoint_loads_without_fsdp(tmp_path, ca
     from openjukebox.prior.loading import load_prior
 
     def run(out, *extra):
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29547",
-               "-m", "openjukebox", "prior", "train", "--level", "2", "--codes", str(cache), "--out", str(out),
-               "--steps", "3", "--batch-size", "2", "--save-every", "3", *extra]
+        cmd = torchrun_command("prior", "train", "--level", "2", "--codes", cache, "--out", out, "--steps", "3",
+                               "--batch-size", "2", "--save-every", "3", *extra)
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                                 env={**os.environ, "OMP_NUM_THREADS": "1"})
         assert result.returncode == 0, result.stderr[-2000:]

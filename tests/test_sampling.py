@@ -12,7 +12,7 @@ import soundfile as sf
 
 from openjukebox.bundle import init_bundle, load_bundle
 from openjukebox.sample.pipeline import SampleRequest, sample
-from cli_runner import run_cli
+from cli_runner import run_cli, torchrun_command
 
 
 cli = run_cli
@@ -222,8 +222,7 @@ def test_torchrun_splits_the_samples_and_writes_the_files_of_one_process(tmp_pat
     options = ["--model", bundle_dir, "--duration", 1.3, "--n-samples", 3, "--seed", 7, "--device", "cpu"]
     one = cli("sample", *options, "--out", tmp_path / "one")
     assert one.returncode == 0, one.stderr[-2000:]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
-                "-m", "openjukebox", "sample", *map(str, options), "--out", str(tmp_path / "two")]
+    torchrun = torchrun_command("sample", *options, "--out", tmp_path / "two")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     first = subprocess.run(torchrun + ["--levels", "2"], capture_output=True, text=True, timeout=600, env=env)
     assert first.returncode == 0, first.stderr[-2000:]
