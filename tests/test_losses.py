@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from openjukebox.vqvae.config import STFTSetting
-from openjukebox.vqvae.losses import reconstruction_loss, spectral_convergence_db, spectral_loss
+from openjukebox.vqvae.losses import log_spectral_loss, reconstruction_loss, spectral_convergence_db, spectral_loss
 
 SETTING = STFTSetting(256, 64, 256)
 
@@ -43,3 +43,22 @@ def test_reconstruction_loss_is_mse_over_signal_power_plus_linf():
     # L∞ term: every clip's largest error is 0.1, divided by the RMS of the batch.
     assert reconstruction_loss(x, x + 0.1, linf_weight=0.02).item() == pytest.approx(
         0.01 / power + 0.02 * 0.1 / math.sqrt(power), rel=1e-4)
+
+
+def test_log_spectral_loss_of_twice_the_amplitude_is_log_2_in_every_bin():
+    """|STFT(2x)| = 2|STFT(x)| exactly: far above the floor every bin's log ratio is log 2."""
+    x = 0.1 * torch.randn(2, 1, 4096, generator=torch.Generator().manual_seed(0))
+    assert log_spectral_loss(x, 2 * x, (SETTING,), floor_db=-200).item() == pytest.approx(math.log(2), abs=1e-5)
+    assert log_spectral_loss(x, x, (SETTING, STFTSetting(128, 32, 128))).item() == 0.0
+
+
+def test_log_spectral_loss_hears_a_quiet_noise_floor_that_the_linear_loss_does_not():
+    """A tone over noise 50 dB quieter, rebuilt without the noise: the linear spectral loss calls it nearly perfect
+    (the noise is 0.3 % of the amplitude), the log one sees the empty bins. The noise's bins sit about 32 dB under
+    the mean magnitude: with the floor 10 dB under the mean, they barely count."""
+    tone = _music(batch=1)
+    noise = 10 ** (-50 / 20) * 0.5 * torch.randn(1, 1, 4096, generator=torch.Generator().manual_seed(1))
+    target = tone + noise
+    assert spectral_loss(target, tone, (SETTING,)).item() < 0.01
+    assert log_spectral_loss(target, tone, (SETTING,)).item() > 1.0
+    assert log_spectral_loss(target, tone, (SETTING,), floor_db=-10).item() < 0.1

@@ -552,8 +552,13 @@ COMMANDS = [
     Command("vqvae train", "train (or resume training) a VQ-VAE on a folder of audio", ".vqvae.training:train_vqvae", [
         opt("--data", required=True, help="folder of audio files (searched recursively)"),
         opt("--out", required=True, help="run directory; running again resumes it"),
-        opt("--preset", choices=_vqvae_presets, help="model size"),
-        opt("--config", metavar="FILE", help="JSON or TOML file of VQVAEConfig fields laid over the preset"),
+        opt("--preset", choices=_vqvae_presets, help="model size (default: tiny)"),
+        opt("--init", metavar="MODEL", help="start from this trained VQ-VAE (run, checkpoint, or a bundle's vqvae/) "
+            "instead of a preset"),
+        opt("--decoders", type=int, nargs="+", metavar="LEVEL", help="train only these levels' decoders (with "
+            "--init): the codes stay the same, so priors trained on them still fit"),
+        opt("--config", metavar="FILE", help="JSON or TOML file of VQVAEConfig fields laid over the preset (or "
+            "the --init model's), e.g. log_spectral_weight = 1.0"),
         opt("--steps", type=int, required=True, help="train until this step"),
         opt("--batch-size", type=int, help="clips per step"),
         opt("--lr", type=float, help="learning rate (default: the preset's)"),

@@ -47,6 +47,21 @@ def spectral_loss(target: torch.Tensor, output: torch.Tensor, settings: tuple[ST
     return total / len(settings)
 
 
+def log_spectral_loss(target: torch.Tensor, output: torch.Tensor, settings: tuple[STFTSetting, ...],
+                      floor_db: float = -60.0) -> torch.Tensor:
+    """Mean over STFT settings of the mean |log(|S| + f) − log(|Ŝ| + f)| over every bin and frame, f `floor_db`
+    under each clip's mean magnitude: every bin counts by its ratio, not its energy, down to the floor, so the quiet
+    high bins that hold a recording's noise count as much as its loud partials; under the floor nothing is asked
+    (there log would ask for exact silence)."""
+    total = target.new_zeros((), dtype=torch.float32)
+    for setting in settings:
+        s_target = magnitude_spectrogram(target, setting)
+        s_output = magnitude_spectrogram(output, setting)
+        floor = 10 ** (floor_db / 20) * s_target.mean(dim=(1, 2), keepdim=True) + _EPS
+        total = total + (torch.log(s_target + floor) - torch.log(s_output + floor)).abs().mean()
+    return total / len(settings)
+
+
 def spectral_energies(target: torch.Tensor, output: torch.Tensor, setting: STFTSetting) -> tuple[torch.Tensor, torch.Tensor]:
     """Per clip (‖|S| − |Ŝ|‖²_F, ‖|S|‖²_F): summed over many clips they give a spectral convergence of the whole set."""
     s_target = magnitude_spectrogram(target, setting).flatten(1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -21,11 +22,13 @@ from ..errors import CodesError
 from .blocks import Decoder, DecoderBlock, Encoder, EncoderBlock
 from .bottleneck import Codebook, QuantiseResult
 from .config import VQVAEConfig
-from .losses import reconstruction_loss, spectral_convergence_db, spectral_loss
+from .losses import log_spectral_loss, reconstruction_loss, spectral_convergence_db, spectral_loss
 
 
 # The ablation switches at their defaults (the model as released), read from the config's own defaults.
 ABLATION_DEFAULTS = {f.name: f.default for f in fields(VQVAEConfig) if f.name in ("quantise", "hierarchical")}
+# Settings of the decoders' training alone: they do not change the codes, so the fingerprint leaves them out.
+DECODER_ONLY_FIELDS = ("log_spectral_weight",)
 
 
 @dataclass
@@ -58,6 +61,7 @@ class VQVAE(nn.Module):
     def __init__(self, config: VQVAEConfig) -> None:
         super().__init__()
         self.config = config
+        self.codes_frozen = False  # train_decoders_only: no codebook updates while training
         c = config
         self.encoders = nn.ModuleList()
         self.decoders = nn.ModuleList()
@@ -83,6 +87,17 @@ class VQVAE(nn.Module):
     def hop_lengths(self) -> tuple[int, ...]:
         return self.config.hop_lengths
 
+    def train_decoders_only(self, levels: Sequence[int]) -> None:
+        """Fine-tune these levels' decoders alone: the encoders, the codebooks (no EMA steps, no restarts) and the
+        other decoders stay as they are, so every song's codes and the fingerprint do too, and priors trained on
+        those codes still fit. (Hierarchical: level 0's decoder includes the shared output layer.)"""
+        self.codes_frozen = True
+        self.requires_grad_(False)
+        for level in levels:
+            self.decoders[level].requires_grad_(True)
+        if self.config.hierarchical and 0 in levels:
+            self.out.requires_grad_(True)
+
     def forward(self, audio: torch.Tensor) -> VQVAEOutput:
         """Training/evaluation pass on mono (batch, 1, samples) audio, samples a multiple of the top hop.
 
@@ -93,7 +108,8 @@ class VQVAE(nn.Module):
         c = self.config
         total = audio.new_zeros((), dtype=torch.float32)
         out = VQVAEOutput(loss=total, reconstructions=[])
-        quantised = [self._bottleneck(level, z, self.training) for level, z in enumerate(self._latents(audio))]
+        update = self.training and not self.codes_frozen
+        quantised = [self._bottleneck(level, z, update) for level, z in enumerate(self._latents(audio))]
         for level, q in enumerate(quantised):
             # A hierarchical model is trained on its full reconstruction (every level); level l's own
             # reconstruction (from levels ≥ l alone) is only measured.
@@ -104,6 +120,8 @@ class VQVAE(nn.Module):
             spec_loss = spectral_loss(audio, recon, c.stft_settings)
             if trained:
                 total = total + rec_loss + c.spectral_weight * spec_loss
+                if c.log_spectral_weight:
+                    total = total + c.log_spectral_weight * log_spectral_loss(audio, recon, c.stft_settings)
             total = total + c.commit_beta * q.commit_loss
             with torch.no_grad():
                 sc = spectral_convergence_db(audio, recon.detach(), c.metric_stft).nanmean()
@@ -239,7 +257,7 @@ class VQVAE(nn.Module):
         """Identifies the codebooks codes refer to: a hash of the config and every level's codebook. The ablation
         switches count only when on, so that models from before they existed keep their fingerprint."""
         config = {k: v for k, v in self.config.to_dict().items()
-                  if k not in ABLATION_DEFAULTS or v != ABLATION_DEFAULTS[k]}
+                  if k not in DECODER_ONLY_FIELDS and (k not in ABLATION_DEFAULTS or v != ABLATION_DEFAULTS[k])}
         h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
         for codebook in self.codebooks:
             h.update(codebook.codebook.detach().float().cpu().contiguous().numpy().tobytes())

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,20 +23,29 @@ from ..train.checkpoint import CONFIG_FILE
 from ..train.loop import TrainSettings, train
 from .config import VQVAEConfig, preset as vqvae_preset, with_config_file
 from .evaluation import evaluate_vqvae, flatten_metrics
+from .loading import load_vqvae
 from .model import VQVAE
 
 RUN_FILE = "run.json"
 
 
-def _run_config(out: Path, preset: str, source: ConfigSource | None, overrides: dict) -> VQVAEConfig:
-    """The run's config: the preset's with the config file and overrides laid over it; when resuming, the saved
-    one, refusing a different preset or a config file that asks for other values."""
+def _run_config(out: Path, origin: dict, initial: VQVAE | None, source: ConfigSource | None,
+                overrides: dict) -> VQVAEConfig:
+    """The run's config: the preset's (or the initial model's) with the config file and overrides laid over it;
+    when resuming, the saved one, refusing another origin (preset, or init and decoders) or a config file that
+    asks for other values."""
     run_file = out / RUN_FILE
     if not run_file.is_file():
-        return dataclasses.replace(with_config_file(vqvae_preset(preset), source), **overrides)
+        base = vqvae_preset(origin["preset"]) if initial is None else initial.config
+        return dataclasses.replace(with_config_file(base, source), **overrides)
     saved = json.loads(run_file.read_text())
-    if saved.get("preset") != preset:
-        raise ConfigError(f"{out}: holds a run of preset '{saved.get('preset')}', not '{preset}'; "
+    if "init" in saved or "init" in origin:
+        if {k: saved.get(k) for k in ("init", "decoders")} != {k: origin.get(k) for k in ("init", "decoders")}:
+            raise ConfigError(f"{out}: holds a run started from {saved.get('init') or 'a preset'} training decoders "
+                              f"{saved.get('decoders') or 'and all'}; resume with the same --init and --decoders "
+                              f"or use another --out")
+    elif saved.get("preset") != origin["preset"]:
+        raise ConfigError(f"{out}: holds a run of preset '{saved.get('preset')}', not '{origin['preset']}'; "
                           f"use the same --preset to resume or another --out")
     config = VQVAEConfig.load(out / CONFIG_FILE)
     requested = dataclasses.replace(with_config_file(config, source), **overrides)
@@ -44,6 +54,10 @@ def _run_config(out: Path, preset: str, source: ConfigSource | None, overrides: 
         raise ConfigError(f"{out}: the run was trained with other settings ({'; '.join(changed)}); "
                           f"resume without them or use another --out")
     return config
+
+
+def _shapes(model: nn.Module) -> dict[str, torch.Size]:
+    return {name: value.shape for name, value in model.state_dict().items()}
 
 
 def vqvae_loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
@@ -64,23 +78,42 @@ def vqvae_loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, 
     return out.loss, metrics
 
 
-def train_vqvae(data: str | os.PathLike, out: str | os.PathLike, preset: str = "tiny", steps: int = 1000,
+def train_vqvae(data: str | os.PathLike, out: str | os.PathLike, preset: str | None = None, steps: int = 1000,
                 batch_size: int = 8, lr: float | None = None, save_every: int = 1000, eval_every: int | None = None,
                 seed: int = 0, metadata: str | os.PathLike | None = None, eval_data: str | os.PathLike | None = None,
                 progress: bool = True, config: ConfigSource | None = None,
-                audio_cache: str | os.PathLike | None = None, cooldown_steps: int = 0, **config_overrides) -> int:
+                audio_cache: str | os.PathLike | None = None, cooldown_steps: int = 0,
+                init: str | os.PathLike | None = None, decoders: Sequence[int] | None = None,
+                **config_overrides) -> int:
     """Train (or resume training) a VQ-VAE in run directory `out` up to `steps`; returns the step reached.
 
     The decoded audio is cached in `audio_cache` (default OUT/cache): several runs on the same data can share one.
-    `config` (a JSON or TOML file, or a mapping of VQVAEConfig fields) is laid over the preset, and
-    `config_overrides` over that: a new model size without code.
+    `config` (a JSON or TOML file, or a mapping of VQVAEConfig fields) is laid over the preset (default `tiny`),
+    and `config_overrides` over that: a new model size without code.
+    `init` (a VQ-VAE run, checkpoint or bundle's vqvae/) starts a new run from that model, its size and weights,
+    instead of a preset. With `decoders` (levels) only those decoders train: every song's codes stay the same, so
+    the priors trained on them still fit (e.g. `log_spectral_weight=1`, docs/training.md).
     Periodic evaluation uses `eval_data` when given, else fixed windows of the training data.
     `cooldown_steps`: the last that many steps before `steps` lower the learning rate linearly to 0.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: --out must be a directory, and this is a file")
-    config = _run_config(out, preset, config, config_overrides)
+    if init is not None and preset is not None:
+        raise ConfigError(f"{init}: a run started from --init keeps that model's size; leave out --preset")
+    if decoders is not None and init is None:
+        raise ConfigError("--decoders fine-tunes the decoders of a trained VQ-VAE: give it with --init")
+    initial = None if init is None else load_vqvae(init)[0]
+    if decoders is not None:
+        decoders = sorted(set(decoders))
+        if not decoders or not all(0 <= level < initial.config.levels for level in decoders):
+            raise ConfigError(f"--decoders {decoders}: levels of a {initial.config.levels}-level VQ-VAE, "
+                              f"0 to {initial.config.levels - 1}")
+    origin = {"preset": preset or "tiny"} if init is None else {"init": str(init), "decoders": decoders}
+    config = _run_config(out, origin, initial, config, config_overrides)
+    if initial is not None and _shapes(VQVAE(config)) != _shapes(initial):
+        raise ConfigError(f"{init}: its weights do not fit the config asked (a run started from --init keeps its "
+                          f"model's size)")
     settings = TrainSettings(steps=steps, batch_size=batch_size, learning_rate=config.learning_rate if lr is None else lr,
                              save_every=save_every, eval_every=eval_every, seed=seed, progress=progress,
                              cooldown_steps=cooldown_steps)
@@ -93,13 +126,17 @@ def train_vqvae(data: str | os.PathLike, out: str | os.PathLike, preset: str = "
         if distributed.is_main():
             out.mkdir(parents=True, exist_ok=True)
             config.save(out / CONFIG_FILE)
-            atomic_write_text(out / RUN_FILE, json.dumps({"preset": preset, "data": str(data)}, indent=2) + "\n")
+            atomic_write_text(out / RUN_FILE, json.dumps({**origin, "data": str(data)}, indent=2) + "\n")
         if dataset.lengths.max() < config.sample_length:
             warnings.warn(f"{data}: every file is shorter than one training crop "
                           f"({config.sample_length / config.sample_rate:.2f}s); crops are padded with silence",
                           stacklevel=2)
         torch.manual_seed(seed)  # the same seed gives the same initial weights, so runs are reproducible on CPU
         model = VQVAE(config)
+        if initial is not None:
+            model.load_state_dict(initial.state_dict())
+        if decoders is not None:
+            model.train_decoders_only(decoders)
 
         def next_batch(step: int) -> Batch:
             generator = np.random.default_rng([seed, step, distributed.rank()])
