@@ -1,10 +1,11 @@
 """Reproduce the embedded model from scratch: data, VQ-VAE, code caches, three priors, fp16 bundle, metrics.
 
 Every stage is resumable: re-running the script skips what is finished and continues a training run from its
-last checkpoint, so it survives being stopped. On a 2-core CPU, v5 takes about 4.5 hours (v4's 3.5, then its own
-hour), v4 about 3.5, v3 about 3, v1 about 2 and v2 about 2.5; v6, on top of v5, about 3 more.
+last checkpoint, so it survives being stopped. On a 2-core CPU, v7 takes about 5 hours (v5's 4.5, then its own
+20 minutes), v5 about 4.5 (v4's 3.5, then its own hour), v4 about 3.5, v3 about 3, v1 about 2 and v2 about 2.5; v6,
+on top of v5, about 3 more.
 
-    python scripts/train_embedded.py                      # everything, into runs/embedded-v5 (v4 first)
+    python scripts/train_embedded.py                      # everything, into runs/embedded-v7 (v4, then v5 first)
     python scripts/train_embedded.py --install            # then copy the bundle into the package
     python scripts/train_embedded.py --recipe v2          # the larger version tried (docs/embedded-model.md)
     python scripts/train_embedded.py --recipe v3 --vqvae runs/v1-vqvae  # new priors on a VQ-VAE trained before
@@ -251,7 +252,7 @@ STAGES = ("data", "vqvae", "codes", "prior2", "prior1", "prior0", "refine2", "re
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", choices=list(RECIPES), default="v5", help="v5: the model in the package")
+    parser.add_argument("--recipe", choices=list(RECIPES), default="v7", help="v7: the model in the package")
     parser.add_argument("--work", type=Path, help="default: runs/embedded-RECIPE")
     parser.add_argument("--data", type=Path, help="default: data/embedded-RECIPE")
     parser.add_argument("--stage", choices=STAGES, help="stop after this stage (a prior stage: train that prior "
