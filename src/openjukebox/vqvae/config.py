@@ -45,9 +45,9 @@ class VQVAEConfig:
     restart_threshold: float = 1.0
     spectral_weight: float = 1.0
     # Weight of the log-magnitude spectral loss (losses.log_spectral_loss; 0: none, the paper's). The linear losses
-    # barely see the quiet bins where a recording's noise and air are, so a decoder trained on them alone sounds
-    # cleaner and more tonal than the music (docs/embedded-model.md, "Version 7"). It trains the decoders only: it
-    # does not change the codes, and a VQ-VAE's fingerprint leaves it out.
+    # weigh a bin by its energy and barely see the quiet bins where a recording's noise and air are; this one weighs
+    # each by its ratio (tried on the embedded model: docs/embedded-model.md, "Version 7"). It trains the decoders
+    # only: it does not change the codes, and a VQ-VAE's fingerprint leaves it out.
     log_spectral_weight: float = 0.0
     # Weight of the L-infinity term of the released model's "lmix" reconstruction loss (L2 + 0.02 L-inf).
     linf_weight: float = 0.0
