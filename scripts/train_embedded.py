@@ -108,9 +108,8 @@ class Recipe:
     # A recipe that only fine-tunes: the recipe whose bundle it starts from (--init), the refine stages its whole work.
     fine_tunes: str | None = None
     # Then the VQ-VAE's level-0 decoder alone is fine-tuned this many steps on all the training music (the codes stay,
-    # so the priors still fit), with this weight of the log-magnitude spectral loss (VQVAEConfig.log_spectral_weight).
+    # so the priors still fit).
     decoder_steps: int = 0
-    decoder_log_spectral_weight: float = 0.0
 
 
 RECIPES = {
@@ -308,10 +307,10 @@ def main() -> None:
             train_prior(args.work / "codes-train", level, args.work / f"refine{level}", steps=steps, batch_size=16,
                         lr=recipe.refine_lr, save_every=1000, cooldown_steps=steps,
                         init=base[level])
-    if recipe.decoder_steps and args.stage in (None, "decoder"):
-        train_vqvae(args.data / "train", args.work / "decoder", init=vqvae, decoders=[0], steps=recipe.decoder_steps,
-                    batch_size=8, lr=1e-4, save_every=250, log_spectral_weight=recipe.decoder_log_spectral_weight)
     if recipe.decoder_steps:
+        if args.stage in (None, "decoder"):
+            train_vqvae(args.data / "train", args.work / "decoder", init=vqvae, decoders=[0],
+                        steps=recipe.decoder_steps, batch_size=8, lr=1e-4, save_every=250)
         vqvae = args.work / "decoder"
     if args.stage is not None:
         return

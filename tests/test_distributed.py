@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from cli_runner import torchrun_command
 
 from openjukebox.vqvae.bottleneck import Codebook
+from cli_runner import torchrun_command
 
 
 def _codebook_worker(rank: int, world: int, init_file: str, threshold: float, out_dir: str) -> None:
