@@ -341,3 +341,49 @@ def test_a_bundle_keeps_the_labels_of_upsamplers_that_learned_more_names(tmp_pat
     learned = before["labels.artist_emb.weight"]
     assert np.allclose(rows[3].numpy(), learned[3].numpy(), atol=1e-6)  # Fourth's row, as the upsampler learned it
     assert np.allclose(rows[4].numpy(), learned.mean(0).numpy(), atol=1e-6)  # Fifth starts at the mean
+
+
+def test_label_dropout_trains_the_unknown_labels_as_often_as_asked(tmp_path, cache):
+    """Each window's artist becomes 'unknown' with probability p and, independently, its genres ['unknown']
+    (binomial counts, 4σ bounds); the other windows keep their clip's labels. Trained so, the 'unknown' rows that a
+    request without labels reads move, and without it they never do (no window has them)."""
+    import torch
+
+    from openjukebox.prior.loading import load_prior
+    from openjukebox.prior.training import sample_windows
+    from openjukebox.train.checkpoint import resolve_checkpoint
+
+    codes = load_code_cache(cache)
+    unknown_artist, unknown_genre = codes.labels.artists.index("unknown"), codes.labels.genres.index("unknown")
+    n, p = 4000, 0.3
+    batch = sample_windows(codes, 2, 8, n, np.random.default_rng(0), False, 2, label_dropout=p)
+    artist_dropped = (batch.labels.artist == unknown_artist).numpy()
+    genres_dropped = (batch.labels.genres == torch.tensor([unknown_genre, -1])).all(1).numpy()
+    bound = 4 * np.sqrt(p * (1 - p) / n)
+    assert abs(artist_dropped.mean() - p) < bound and abs(genres_dropped.mean() - p) < bound
+    assert abs((artist_dropped & genres_dropped).mean() - p * p) < 4 * np.sqrt(p * p * (1 - p * p) / n)
+    assert set(batch.labels.artist[~torch.from_numpy(artist_dropped)].tolist()) == {0, 1}
+    assert (batch.labels.genres[~torch.from_numpy(genres_dropped)] == torch.tensor([1, 0])).all()
+    plain = sample_windows(codes, 2, 8, n, np.random.default_rng(0), False, 2)
+    assert unknown_artist not in plain.labels.artist.tolist()
+
+    rows = {}
+    for dropout in (0.0, 0.5):
+        run = tmp_path / f"dropout-{dropout}"
+        train_prior(cache, 2, run, "tiny", steps=1, batch_size=1, lr=1e-12, save_every=1, progress=False)
+        before = load_prior(resolve_checkpoint(run)).state_dict()
+        train_prior(cache, 2, tmp_path / f"tuned-{dropout}", steps=6, batch_size=4, lr=1e-2, save_every=6,
+                    progress=False, init=run, label_dropout=dropout)
+        after = load_prior(resolve_checkpoint(tmp_path / f"tuned-{dropout}")).state_dict()
+        rows[dropout] = [not torch.equal(before[f"labels.{kind}_emb.weight"][i], after[f"labels.{kind}_emb.weight"][i])
+                         for kind, i in (("artist", unknown_artist), ("genre", unknown_genre))]
+    assert rows == {0.0: [False, False], 0.5: [True, True]}
+
+
+def test_label_dropout_out_of_range_is_one_line(tmp_path, cache):
+    for bad in ("1", "-0.1", "nan"):
+        result = cli("prior", "train", "--level", "2", "--codes", cache, "--out", tmp_path / "run", "--steps", "1",
+                     "--label-dropout", bad)
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert f"label_dropout (--label-dropout) must be at least 0 and below 1, got {float(bad)}" in result.stderr
+        assert not (tmp_path / "run").exists()

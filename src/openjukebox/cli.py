@@ -622,6 +622,8 @@ COMMANDS = [
         opt("--checkpoint-activations", action="store_true", help="recompute activations to save memory"),
         opt("--lyrics-jitter", type=int, metavar="N", help="move each window's lyrics by up to N characters at random "
             "(lyrics priors)"),
+        opt("--label-dropout", type=float, metavar="P", help="train each window's artist, and its genres, as "
+            "'unknown' with probability P, so that a song asked for without labels is the music as a whole"),
     ], _train),
     Command("prior add-lyrics", "turn a trained top prior into a lyrics prior (same predictions until trained)",
             ".prior.surgery:add_lyrics_to_run", [

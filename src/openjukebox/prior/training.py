@@ -18,7 +18,7 @@ from .. import distributed
 from ..config_file import ConfigSource, differences
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_write_text, writer_lock
-from ..labels import VOCAB_FILE, LabelEncoder, split_genres
+from ..labels import UNKNOWN, VOCAB_FILE, LabelEncoder, split_genres
 from ..codes import CodesFile
 from ..models import MANIFEST
 from ..lyrics.text import lyrics_window, vocabulary_of_size
@@ -123,10 +123,12 @@ class PriorBatch:
 
 def sample_windows(cache: CodeCache, prior_level: int, n_ctx: int, batch: int, generator: np.random.Generator,
                    upsampler: bool, max_genres: int, lyrics: list[ClipLyrics] | None = None,
-                   n_tokens: int = 0, lyrics_jitter: int = 0) -> PriorBatch:
+                   n_tokens: int = 0, lyrics_jitter: int = 0, label_dropout: float = 0.0) -> PriorBatch:
     """Random windows of n_ctx tokens (aligned to the level above for upsamplers), clips drawn by length; for a
     lyrics prior, each window's n_tokens lyric tokens from `lyrics` (every clip's encoded lyrics), moved by up to
-    `lyrics_jitter` tokens either way at random."""
+    `lyrics_jitter` tokens either way at random. With `label_dropout` p, each window's artist becomes 'unknown'
+    with probability p, and, independently, its genres ['unknown']: the labels a request that names none gets, so
+    that they learn the training music as a whole instead of staying untrained."""
     codes = cache.codes
     hop = codes.hop_lengths[prior_level]
     lengths = np.array([c.length // hop for c in codes.clips])
@@ -143,6 +145,10 @@ def sample_windows(cache: CodeCache, prior_level: int, n_ctx: int, batch: int, g
         if upsampler:
             uppers.append(codes.levels[prior_level + 1][clip, start // ratio: (start + n_ctx) // ratio])
         artist, genre_ids = cache.label_ids(int(clip), max_genres)
+        if label_dropout:
+            unknown_artist, unknown_genres = cache.labels.ids(None, None, max_genres)
+            artist = unknown_artist if generator.random() < label_dropout else artist
+            genre_ids = unknown_genres if generator.random() < label_dropout else genre_ids
         artists.append(artist)
         genres.append(genre_ids)
         totals.append(codes.clips[clip].length)
@@ -172,7 +178,7 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
                 steps: int = 1000, batch_size: int = 8, lr: float = 3e-4, save_every: int = 1000, seed: int = 0,
                 progress: bool = True, fsdp: bool = False, checkpoint_activations: bool = False,
                 lyrics_jitter: int = 0, config: ConfigSource | None = None, cooldown_steps: int = 0,
-                init: str | os.PathLike | None = None) -> int:
+                init: str | os.PathLike | None = None, label_dropout: float = 0.0) -> int:
     """Train (or resume) the level-`level` prior of a preset on a codes cache; returns the step reached.
 
     `fsdp` shards the prior across torchrun ranks block by block (for priors that do not fit one GPU);
@@ -187,6 +193,9 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
     characters always sit at the same place in the window, so a model can place them by position alone; moved, it
     has to find them by listening, which is what aligning a recording whose timing is unknown needs
     (docs/lyrics-alignment.md).
+    `label_dropout` p: each window's artist is trained as 'unknown' with probability p, and its genres as
+    ['unknown'] (independently): what a song asked for without labels is then the training music as a whole, not
+    an embedding that never trained (docs/training.md).
     """
     if level not in (0, 1, 2):
         raise ConfigError(f"level (--level) must be 0, 1 or 2, got {level}")
@@ -230,6 +239,14 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
                              progress=progress, cooldown_steps=cooldown_steps)  # checked before anything is written
     for clip in range(len(c.clips)):  # every clip's names known to the run, before anything is written
         cache.label_ids(clip, config.max_genres)
+    if not 0 <= label_dropout < 1:  # `not` so that NaN is refused too
+        raise ConfigError(f"label_dropout (--label-dropout) must be at least 0 and below 1, got {label_dropout}")
+    if label_dropout and not config.n_artists:
+        raise ConfigError("label_dropout (--label-dropout): this prior takes no labels")
+    if label_dropout and (cache.labels.table is not None or UNKNOWN not in cache.labels.artists
+                          or UNKNOWN not in cache.labels.genres):
+        raise ConfigError("label_dropout (--label-dropout): this prior's labels have no 'unknown' artist and genre "
+                          "of their own to learn (a released model's label table)")
     if lyrics_jitter and not 0 < lyrics_jitter <= config.n_tokens // 2:
         raise ConfigError(f"lyrics_jitter (--lyrics-jitter) {lyrics_jitter}: " + (
             f"it must be between 0 and half the lyrics window ({config.n_tokens // 2} characters)"
@@ -256,7 +273,7 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
         def next_batch(step: int) -> PriorBatch:
             generator = np.random.default_rng([seed, step, distributed.rank()])
             return sample_windows(cache, level, config.n_ctx, batch_size, generator, upsampler,
-                                  config.max_genres, lyrics, config.n_tokens, lyrics_jitter)
+                                  config.max_genres, lyrics, config.n_tokens, lyrics_jitter, label_dropout)
 
         def compute_loss(model: nn.Module, batch: PriorBatch) -> tuple[torch.Tensor, dict[str, float]]:
             device = next(model.parameters()).device
