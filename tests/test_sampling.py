@@ -332,3 +332,31 @@ def test_upsampling_temperature_can_be_given_a_level(tmp_path, bundle_dir):
     result = cli("sample", "--model", bundle_dir, "--duration", 0.5, "--levels", "x", "--out", tmp_path / "bad")
     assert result.returncode == 1 and result.stderr.strip().splitlines() == [
         "openjukebox: error: levels (--levels) must be 2, 2,1 or 2,1,0, got x"]
+
+
+def test_a_models_own_temperature_draws_the_top_level_unless_asked(tmp_path, bundle_dir):
+    """No temperature asked: the manifest's `temperature`, else 1 (the same codes as asking for 1); a request's own
+    beats the manifest's; request.json records the temperature drawn at; a bad manifest value is refused by name."""
+    import json
+    import shutil
+
+    def codes(out, bundle=None, **options):
+        sample(bundle or load_bundle(bundle_dir), tmp_path / out,
+               SampleRequest(duration=1.0, seed=5, levels=[2, 1], **options), progress=False)
+        return [np.load(tmp_path / out / f"level{level}.npz")["codes"] for level in (2, 1)]
+
+    plain, at_one, cold = codes("plain"), codes("at-one", temperature=1.0), codes("cold", temperature=1e-6)
+    assert all(np.array_equal(a, b) for a, b in zip(plain, at_one)) and not np.array_equal(plain[0], cold[0])
+    with_default = tmp_path / "with-default"
+    shutil.copytree(bundle_dir, with_default)
+    manifest = json.loads((with_default / "manifest.json").read_text())
+    (with_default / "manifest.json").write_text(json.dumps({**manifest, "temperature": 1e-6}))
+    assert all(np.array_equal(a, b) for a, b in zip(cold, codes("default", load_bundle(with_default))))
+    assert json.loads((tmp_path / "default" / "request.json").read_text())["temperature"] == 1e-6
+    asked = codes("asked", load_bundle(with_default), temperature=1.0)
+    assert all(np.array_equal(a, b) for a, b in zip(plain, asked))
+
+    (with_default / "manifest.json").write_text(json.dumps({**manifest, "temperature": 0}))
+    result = cli("sample", "--model", with_default, "--duration", 1, "--out", tmp_path / "zero")
+    assert result.returncode == 1 and "temperature" in result.stderr and "positive" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "zero").exists()

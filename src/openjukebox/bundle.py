@@ -54,6 +54,9 @@ class Bundle:
     # Where (seconds) in the song a clip begins when a request does not say and the song leaves room: a clip from
     # the start is an intro, which in the training music is often quiet and sparse (docs/embedded-model.md).
     song_start: float | None = None
+    # The temperature the top level draws at when a request does not say (None: 1): a small top prior's songs keep
+    # more of the music's harmony a little below 1 (docs/embedded-model.md).
+    temperature: float | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
@@ -241,7 +244,8 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu", dty
     return Bundle(path, vqvae, priors, labels, torch.device(device),
                   _positive_number(manifest, "song_seconds", path / MANIFEST), dtype, level_labels,
                   _upsampling_temperature(manifest, path / MANIFEST),
-                  _positive_number(manifest, "song_start", path / MANIFEST))
+                  _positive_number(manifest, "song_start", path / MANIFEST),
+                  _positive_number(manifest, "temperature", path / MANIFEST))
 
 
 def _upsampling_temperature(manifest: dict, where: Path) -> dict[int, float]:

@@ -183,8 +183,9 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     request.check()
     bundle.require(request.levels)
     song_seconds = request.song_seconds or bundle.song_seconds or 0.0
-    # Saved as resolved, so that a resumed run keeps it.
-    request = replace(request, song_start=_song_start(bundle, request, song_seconds))
+    # Saved as resolved, so that a resumed run keeps them.
+    request = replace(request, song_start=_song_start(bundle, request, song_seconds),
+                      temperature=request.filters(2, model_temperature=bundle.temperature).temperature)
     share = distributed.my_share(request.n)
     if request.n < distributed.world_size():
         raise ConfigError(f"n (--n) {request.n} is fewer samples than the {distributed.world_size()} processes "

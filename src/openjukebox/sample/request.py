@@ -74,7 +74,9 @@ class SampleRequest:
     artist: str | None = option("an artist the model knows ('openjukebox models' lists them)", type=str)
     genres: list[str] = option("a genre the model knows; repeat for several", factory=list, flags=("--genre",),
                                action="append", metavar="GENRE")
-    temperature: float = option("above 1: more surprising, below 1: safer", 1.0)
+    # The top level's temperature; None: the model's own (its manifest's `temperature`), else 1.
+    temperature: float | None = option("above 1: more surprising, below 1: safer (default: the model's own, else 1)",
+                                       type=float)
     # The upsamplers' own temperature, one for both or one a level ({1: 0.85, 0: 1.0}): below 1 they keep more of
     # the top level's harmony, and mostly at level 1, where a small upsampler loses most of it. A level not given
     # takes the model's own (its manifest's `upsampling_temperature`), else `temperature`.
@@ -142,12 +144,15 @@ class SampleRequest:
         self.filters(2)
         self.filters(1)
 
-    def filters(self, level: int, model_temperatures: dict[int, float] | None = None) -> Filters:
-        """The filters of one level: an upsampler (level 1 or 0) draws at the upsampling temperature asked for
-        that level, else the model's own for it (`Bundle.upsampling_temperature`), else the top level's."""
+    def filters(self, level: int, model_temperatures: dict[int, float] | None = None,
+                model_temperature: float | None = None) -> Filters:
+        """The filters of one level: the top level draws at the temperature asked for, else the model's own
+        (`Bundle.temperature`), else 1; an upsampler (level 1 or 0) at the upsampling temperature asked for that
+        level, else the model's own for it (`Bundle.upsampling_temperature`), else the top level's."""
+        top = next((t for t in (self.temperature, model_temperature) if t is not None), 1.0)
         asked = upsampler_temperatures(self.upsampling_temperature, "upsampling_temperature (--upsampling-temperature)")
         choices = [] if level == 2 else [asked.get(level), (model_temperatures or {}).get(level)]
-        temperature = next((t for t in choices if t is not None), self.temperature)
+        temperature = next((t for t in choices if t is not None), top)
         return Filters(temperature, self.top_k, self.top_p)
 
 
