@@ -21,7 +21,7 @@ from .decode import Decoder, compile_pays
 from .request import Filters
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample_window(prior: Prior, n_tokens: int, prefix: torch.Tensor, labels: Labels | None,
                   upper_codes: torch.Tensor | None, seed: int, filters: Filters = Filters(), first_code: int = 0,
                   sample_ids: torch.Tensor | None = None, decoder: Decoder | None = None,
@@ -64,7 +64,7 @@ def window_starts(total_tokens: int, n_ctx: int, hop_fraction: float) -> list[in
 ONE_THREAD_BELOW_WIDTH = 512
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample_level(prior: Prior, total_tokens: int, labels: Labels | Callable[[int], Labels] | None, seed: int,
                  prompt: torch.Tensor | None = None, upper_codes: torch.Tensor | None = None,
                  hop_fraction: float = 0.5, filters: Filters = Filters(), batch: int = 1,
