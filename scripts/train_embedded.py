@@ -3,7 +3,7 @@
 Every stage is resumable: re-running the script skips what is finished and continues a training run from its
 last checkpoint, so it survives being stopped. On a 2-core CPU, v7 takes about 5 hours (v5's 4.5, then its own
 20 minutes), v5 about 4.5 (v4's 3.5, then its own hour), v4 about 3.5, v3 about 3, v1 about 2 and v2 about 2.5; v6,
-on top of v5, about 3 more.
+on top of v5, about 3 more, and v8, on top of v7, half an hour more.
 
     python scripts/train_embedded.py                      # everything, into runs/embedded-v7 (v4, then v5 first)
     python scripts/train_embedded.py --install            # then copy the bundle into the package
@@ -101,6 +101,8 @@ class Recipe:
     # for both, or one a level. v1's blur the top level's harmony into noise at 1 and keep most of it at 0.7; v3's
     # keep it at 1 and turn dull and quiet colder (docs/embedded-model.md, "Upsampling temperature").
     upsampling_temperature: float | dict[int, float] = 0.7
+    # ... and the top level at this one (the manifest's temperature).
+    temperature: float = 1.0
     # Then these priors are fine-tuned this many more steps (`prior train --init`), at refine_lr cooled to 0 over
     # the whole run: a second, gentler pass that left the upsamplers surer of their codes (version 4).
     refine_steps: dict[int, int] = dataclasses.field(default_factory=dict)
@@ -110,6 +112,12 @@ class Recipe:
     # Then the VQ-VAE's level-0 decoder alone is fine-tuned this many steps on all the training music (the codes stay,
     # so the priors still fit).
     decoder_steps: int = 0
+    # The refine runs train each window's artist, and its genres, as 'unknown' with this probability, so that a song
+    # asked for without labels (the first command's) is conditioned on labels that learned the music as a whole.
+    label_dropout: float = 0.0
+    # The top prior's music when it is not all of the recipe's (its own splits DATA/top-train and top-heldout, and
+    # code caches codes-top-*): versions 3 to 5 kept it on Wesnoth's, since the others cost its previews harmony.
+    top_sources: tuple[Source, ...] | None = None
 
 
 RECIPES = {
@@ -145,8 +153,17 @@ RECIPES["v6"] = dataclasses.replace(RECIPES["v5"], prior_steps={1: 10000, 0: 100
 # Version 7: version 5 with its VQ-VAE's level-0 decoder fine-tuned 250 steps on all five packages' training music
 # (it had heard only six of Wesnoth's tracks, and left out the others' percussion); the encoders, codebooks and
 # every prior are version 5's, so the codes are too. The log-magnitude spectral loss, tried beside it, added
-# attacks that the music does not have (docs/embedded-model.md, "Version 7").
-RECIPES["v7"] = dataclasses.replace(RECIPES["v5"], refine_steps={}, fine_tunes="v5", decoder_steps=250)
+# attacks that the music does not have (docs/embedded-model.md, "Version 7"). Its top level draws at 0.9: its songs
+# keep more of the music's harmony at every level, and vary in loudness as the music does ("Top-level temperature").
+RECIPES["v7"] = dataclasses.replace(RECIPES["v5"], refine_steps={}, fine_tunes="v5", decoder_steps=250,
+                                    temperature=0.9)
+# Version 8, tried and not kept (docs/embedded-model.md, "Version 8, tried"): version 7 with all three priors
+# fine-tuned with label dropout (the top prior on Wesnoth's music, as it learned; the upsamplers on all five
+# packages), so that `unknown`, which a song without --artist and --genre is conditioned on, learned the music as a
+# whole instead of keeping its random start. Its songs came out darker and louder than version 7's.
+RECIPES["v8"] = dataclasses.replace(RECIPES["v7"], fine_tunes="v7", decoder_steps=0,
+                                    refine_steps={2: 2000, 1: 1500, 0: 1500}, label_dropout=0.2,
+                                    top_sources=(WESNOTH,), temperature=1.0)
 # A clip samples as the start of a song this long unless asked otherwise: the training tracks last minutes, and
 # the only ones under 19 s (the shortest timing bin) are victory and defeat jingles that end in silence.
 SONG_SECONDS = 180.0
@@ -169,6 +186,8 @@ def prepare_data(recipe: Recipe, data: Path) -> None:
 
     Names are prefixed by package, so that two packages' `track1.ogg` cannot collide."""
     splits: dict[str, list[dict]] = {"train": [], "heldout": [], "vqvae": []}
+    if recipe.top_sources is not None:
+        splits.update({"top-train": [], "top-heldout": []})
     for source in recipe.sources:
         for track in source_tracks(source, recipe.min_seconds):
             tags = soundfile.SoundFile(track).copy_metadata()
@@ -178,6 +197,8 @@ def prepare_data(recipe: Recipe, data: Path) -> None:
             chosen = ["heldout"] if track.stem in source.heldout else ["train"]
             if chosen == ["train"] and (recipe.vqvae_tracks is None or track.stem in recipe.vqvae_tracks):
                 chosen.append("vqvae")
+            if recipe.top_sources is not None and source in recipe.top_sources:
+                chosen.append(f"top-{chosen[0]}")
             for split in chosen:
                 link = data / split / name
                 link.parent.mkdir(parents=True, exist_ok=True)
@@ -216,10 +237,19 @@ def write_model_licence(recipe: Recipe, bundle: Path, data: Path) -> None:
         "How the model was made, and how well it does: docs/embedded-model.md in the openjukebox repository.\n")
 
 
-def build_caches(work: Path, data: Path, vqvae: Path) -> None:
+def cache_splits(recipe: Recipe) -> tuple[str, ...]:
+    return ("train", "heldout") + (("top-train", "top-heldout") if recipe.top_sources is not None else ())
+
+
+def codes_of(recipe: Recipe, level: int) -> str:
+    """The prefix of the code caches that the level-`level` prior learns and is measured on."""
+    return "codes-top" if level == 2 and recipe.top_sources is not None else "codes"
+
+
+def build_caches(recipe: Recipe, work: Path, data: Path, vqvae: Path) -> None:
     """The training split reuses the audio the VQ-VAE decoded while training on it (when it trained here); the
-    held-out one is decoded into a cache of its own, removed once encoded."""
-    for split in ("train", "heldout"):
+    others are decoded into a cache of their own, removed once encoded."""
+    for split in cache_splits(recipe):
         out = work / f"codes-{split}"
         if not (out / CODES).is_file():
             audio_cache = vqvae / "cache" if split == "train" and (vqvae / "cache").is_dir() else None
@@ -227,7 +257,8 @@ def build_caches(work: Path, data: Path, vqvae: Path) -> None:
             shutil.rmtree(out / "audio-cache", ignore_errors=True)
 
 
-def evaluate(work: Path, data: Path, bundle: Path, trained: dict[int, Path], init: Path | None) -> dict:
+def evaluate(recipe: Recipe, work: Path, data: Path, bundle: Path, trained: dict[int, Path], init: Path | None
+             ) -> dict:
     """Held-out metrics of the model card: VQ-VAE reconstruction per level, each prior trained here against the
     unigram, its codes labelled as its run labelled them. A prior taken as it is from --init is named, not measured:
     its labels may not know this data's names, and its numbers are those of the version it comes from."""
@@ -240,8 +271,9 @@ def evaluate(work: Path, data: Path, bundle: Path, trained: dict[int, Path], ini
             continue
         path, vocab = prior_location(trained[level], level)
         prior = load_prior(path)
-        report["priors"][level] = {split: evaluate_prior(prior, load_evaluation_codes(work / f"codes-{split}", prior,
-                                                                                      vocab), windows=64)
+        codes = codes_of(recipe, level)
+        report["priors"][level] = {split: evaluate_prior(prior, load_evaluation_codes(work / f"{codes}-{split}",
+                                                                                      prior, vocab), windows=64)
                                    for split in ("heldout", "train")}
     return report
 
@@ -285,14 +317,15 @@ def main() -> None:
     own_priors = recipe.prior_steps if args.init is None or recipe.fine_tunes else {}
     needs_codes = bool(own_priors or recipe.refine_steps)  # v7 trains a decoder alone: no code caches
     if args.stage is None or args.stage in ("vqvae", "codes") or (
-            needs_codes and not (args.work / "codes-train" / CODES).is_file()):
+            needs_codes and not all((args.work / f"codes-{split}" / CODES).is_file()
+                                    for split in cache_splits(recipe))):
         if args.vqvae is None:
             train_vqvae(args.data / "vqvae", vqvae, "small", steps=2000, batch_size=8, save_every=250,
                         eval_every=500, eval_data=args.data / "heldout")
         if args.stage == "vqvae":
             return
         if needs_codes:
-            build_caches(args.work, args.data, vqvae)
+            build_caches(recipe, args.work, args.data, vqvae)
         if args.stage == "codes":
             return
     # What each level's refine run starts from, and its prior where it is not refined.
@@ -304,9 +337,9 @@ def main() -> None:
                         cooldown_steps=recipe.cooldown_steps)
     for level, steps in recipe.refine_steps.items():
         if args.stage in (None, f"refine{level}"):
-            train_prior(args.work / "codes-train", level, args.work / f"refine{level}", steps=steps, batch_size=16,
-                        lr=recipe.refine_lr, save_every=1000, cooldown_steps=steps,
-                        init=base[level])
+            train_prior(args.work / f"{codes_of(recipe, level)}-train", level, args.work / f"refine{level}",
+                        steps=steps, batch_size=16, lr=recipe.refine_lr, save_every=500, cooldown_steps=steps,
+                        init=base[level], label_dropout=recipe.label_dropout)
     if recipe.decoder_steps:
         if args.stage in (None, "decoder"):
             train_vqvae(args.data / "train", args.work / "decoder", init=vqvae, decoders=[0],
@@ -322,13 +355,13 @@ def main() -> None:
         shutil.rmtree(bundle, ignore_errors=True)  # an interrupted write
         assemble_bundle(vqvae, trained, bundle, dtype=torch.float16)
     manifest = json.loads((bundle / MANIFEST).read_text())
-    defaults = {"song_seconds": SONG_SECONDS, "song_start": SONG_START,
+    defaults = {"song_seconds": SONG_SECONDS, "song_start": SONG_START, "temperature": recipe.temperature,
                 "upsampling_temperature": recipe.upsampling_temperature}
     atomic_write_text(bundle / MANIFEST, json.dumps({**manifest, **defaults}, indent=2) + "\n")
     write_model_licence(recipe, bundle, args.data)
     metrics = args.work / "metrics.json"
     if not metrics.is_file():
-        report = evaluate(args.work, args.data, bundle, trained, args.init)
+        report = evaluate(recipe, args.work, args.data, bundle, trained, args.init)
         atomic_write_text(metrics, json.dumps(report, indent=2) + "\n")
     print(f"bundle: {bundle}; held-out metrics: {metrics}")
     if args.install:
