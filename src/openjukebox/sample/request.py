@@ -79,7 +79,7 @@ class SampleRequest:
                                        type=float)
     # The upsamplers' own temperature, one for both or one a level ({1: 0.85, 0: 1.0}): below 1 they keep more of
     # the top level's harmony, and mostly at level 1, where a small upsampler loses most of it. A level not given
-    # takes the model's own (its manifest's `upsampling_temperature`), else `temperature`.
+    # takes the model's own (its manifest's `upsampling_temperature`), else the top level's.
     upsampling_temperature: float | dict[int, float] | None = option(
         "temperature of the upsamplers: one for levels 1 and 0, or one a level, e.g. 1=0.85,0=1 (default: the "
         "model's own, else --temperature)", type=parse_upsampling_temperature, metavar="T")
