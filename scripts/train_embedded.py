@@ -1,11 +1,11 @@
 """Reproduce the embedded model from scratch: data, VQ-VAE, code caches, three priors, fp16 bundle, metrics.
 
 Every stage is resumable: re-running the script skips what is finished and continues a training run from its
-last checkpoint, so it survives being stopped. On a 2-core CPU, v7 takes about 5 hours (v5's 4.5, then its own
-20 minutes), v5 about 4.5 (v4's 3.5, then its own hour), v4 about 3.5, v3 about 3, v1 about 2 and v2 about 2.5; v6,
-on top of v5, about 3 more, and v8, on top of v7, half an hour more.
+last checkpoint, so it survives being stopped. On a 2-core CPU, v9 takes about 5 hours (v7's, then its own 10
+minutes), v7 about 5 (v5's 4.5, then its own 20 minutes), v5 about 4.5 (v4's 3.5, then its own hour), v4 about 3.5,
+v3 about 3, v1 about 2 and v2 about 2.5; v6, on top of v5, about 3 more, and v8, on top of v7, half an hour more.
 
-    python scripts/train_embedded.py                      # everything, into runs/embedded-v7 (v4, then v5 first)
+    python scripts/train_embedded.py                      # everything, into runs/embedded-v9 (v4, v5, v7 first)
     python scripts/train_embedded.py --install            # then copy the bundle into the package
     python scripts/train_embedded.py --recipe v2          # the larger version tried (docs/embedded-model.md)
     python scripts/train_embedded.py --recipe v3 --vqvae runs/v1-vqvae  # new priors on a VQ-VAE trained before
@@ -109,9 +109,10 @@ class Recipe:
     refine_lr: float = 5e-4
     # A recipe that only fine-tunes: the recipe whose bundle it starts from (--init), the refine stages its whole work.
     fine_tunes: str | None = None
-    # Then the VQ-VAE's level-0 decoder alone is fine-tuned this many steps on all the training music (the codes stay,
-    # so the priors still fit).
+    # Then the VQ-VAE's decoders of these levels alone are fine-tuned this many steps on all the training music (the
+    # codes stay, so the priors still fit).
     decoder_steps: int = 0
+    decoder_levels: tuple[int, ...] = (0,)
     # The refine runs train each window's artist, and its genres, as 'unknown' with this probability, so that a song
     # asked for without labels (the first command's) is conditioned on labels that learned the music as a whole.
     label_dropout: float = 0.0
@@ -164,6 +165,10 @@ RECIPES["v7"] = dataclasses.replace(RECIPES["v5"], refine_steps={}, fine_tunes="
 RECIPES["v8"] = dataclasses.replace(RECIPES["v7"], fine_tunes="v7", decoder_steps=0,
                                     refine_steps={2: 2000, 1: 1500, 0: 1500}, label_dropout=0.2,
                                     top_sources=(WESNOTH,), temperature=1.0)
+# Version 9: version 7 with the VQ-VAE's level-1 and level-2 decoders fine-tuned the same way as its level-0 one, so
+# that the previews (level 2) and level 1 bring back the attacks and noise that level 0 already had; the codes, the
+# priors and the finished songs (level 0) are version 7's (docs/embedded-model.md, "Version 9").
+RECIPES["v9"] = dataclasses.replace(RECIPES["v7"], fine_tunes="v7", decoder_levels=(1, 2))
 # A clip samples as the start of a song this long unless asked otherwise: the training tracks last minutes, and
 # the only ones under 19 s (the shortest timing bin) are victory and defeat jingles that end in silence.
 SONG_SECONDS = 180.0
@@ -283,7 +288,7 @@ STAGES = ("data", "vqvae", "codes", "prior2", "prior1", "prior0", "refine2", "re
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", choices=list(RECIPES), default="v7", help="v7: the model in the package")
+    parser.add_argument("--recipe", choices=list(RECIPES), default="v9", help="v9: the model in the package")
     parser.add_argument("--work", type=Path, help="default: runs/embedded-RECIPE")
     parser.add_argument("--data", type=Path, help="default: data/embedded-RECIPE")
     parser.add_argument("--stage", choices=STAGES, help="stop after this stage (a prior stage: train that prior "
@@ -342,7 +347,7 @@ def main() -> None:
                         init=base[level], label_dropout=recipe.label_dropout)
     if recipe.decoder_steps:
         if args.stage in (None, "decoder"):
-            train_vqvae(args.data / "train", args.work / "decoder", init=vqvae, decoders=[0],
+            train_vqvae(args.data / "train", args.work / "decoder", init=vqvae, decoders=list(recipe.decoder_levels),
                         steps=recipe.decoder_steps, batch_size=8, lr=1e-4, save_every=250)
         vqvae = args.work / "decoder"
     if args.stage is not None:
