@@ -9,12 +9,27 @@ each, and after how many steps the compilation has paid for itself.
 
 import argparse
 import time
+from collections.abc import Callable
 
 import torch
 
 from openjukebox.bundle import load_bundle
 from openjukebox.models import resolve_model
 from openjukebox.sample.ancestral import sample_window
+
+
+def one_window(bundle, level: int) -> tuple[Callable[..., torch.Tensor], int]:
+    """(draw, n): draw(compile=...) samples one whole window of the level's prior at batch 1, n tokens, unlabelled;
+    `draw_window` is the function it calls (sample_window, or its undecorated form)."""
+    prior = bundle.prior(level)
+    labels = bundle.labels(None, None, 180 * bundle.vqvae.config.sample_rate, 1)
+    upper = torch.zeros(1, prior.config.n_ctx // 4 + 1, dtype=torch.long) if level < 2 else None
+    empty, n = torch.empty(1, 0, dtype=torch.long), prior.config.n_ctx
+
+    def draw(compile: bool = False, draw_window: Callable[..., torch.Tensor] = sample_window) -> torch.Tensor:
+        return draw_window(prior, n, empty, labels, upper, seed=0, compile=compile)
+
+    return draw, n
 
 
 def main() -> None:
@@ -24,14 +39,11 @@ def main() -> None:
     bundle = load_bundle(resolve_model(args.model))
     print("| level | compile | eager ms/token | compiled ms/token | compiling pays after |\n|---|---|---|---|---|")
     for level in (2, 1, 0):
-        prior = bundle.prior(level)
-        labels = bundle.labels(None, None, 180 * bundle.vqvae.config.sample_rate, 1)
-        upper = torch.zeros(1, prior.config.n_ctx // 4 + 1, dtype=torch.long) if level < 2 else None
-        empty, n = torch.empty(1, 0, dtype=torch.long), prior.config.n_ctx
+        draw, n = one_window(bundle, level)
 
         def seconds(compile: bool) -> float:
             start = time.perf_counter()
-            sample_window(prior, n, empty, labels, upper, seed=0, compile=compile)
+            draw(compile)
             return time.perf_counter() - start
 
         first = seconds(True)

@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from compile_payoff import one_window
 from openjukebox.bundle import load_bundle
 from openjukebox.models import resolve_model
 from openjukebox.sample.ancestral import sample_window
@@ -24,18 +25,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     bundle = load_bundle(resolve_model(args.model))
-    draw = sample_window.__wrapped__  # without its own grad mode, so that each is the one set here
     print("| level | no_grad ms/token | inference_mode ms/token | ratio |\n|---|---|---|---|")
     for level in (2, 1, 0):
-        prior = bundle.prior(level)
-        labels = bundle.labels(None, None, 180 * bundle.vqvae.config.sample_rate, 1)
-        upper = torch.zeros(1, prior.config.n_ctx // 4 + 1, dtype=torch.long) if level < 2 else None
-        empty, n = torch.empty(1, 0, dtype=torch.long), prior.config.n_ctx
+        draw, n = one_window(bundle, level)
 
         def ms_per_token(mode) -> float:
             with mode():
                 start = time.perf_counter()
-                draw(prior, n, empty, labels, upper, seed=0, compile=False)
+                # Without sample_window's own grad mode, so that each is the one set here.
+                draw(draw_window=sample_window.__wrapped__)
                 return (time.perf_counter() - start) / n * 1e3
 
         ms_per_token(torch.inference_mode)  # warm-up
