@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -281,10 +281,8 @@ class Composition:
                                 song_start=0.0,  # a composition is a whole song, from its start
                                 prompt=self.state.prompt, prompt_seconds=self.state.prompt_seconds)
         request.check()
-        # The model's own temperature, as `sample` resolves it, so that the request.json written here is the one
-        # `sample` keeps.
-        top = request.filters(2, model_temperature=self.bundle.temperature)
-        request = replace(request, temperature=top.temperature)
+        # Resolved as `sample` resolves it, so that the request.json written here is the one `sample` keeps.
+        request = request.with_top_temperature(self.bundle.temperature)
         song = max(duration, request.song_seconds or self.bundle.song_seconds or 0.0)
         self.bundle.labels(artist, genres, round(song * self.rate), 1)  # names known to the model
         return request

@@ -139,6 +139,7 @@ def sample_windows(cache: CodeCache, prior_level: int, n_ctx: int, batch: int, g
     picks = generator.choice(usable, size=batch, p=lengths[usable] / lengths[usable].sum())
     ratio = codes.hop_lengths[prior_level + 1] // hop if upsampler else 1
     windows, uppers, artists, genres, totals, offsets, lyric_windows = [], [], [], [], [], [], []
+    unknown_artist, unknown_genres = cache.labels.ids(None, None, max_genres) if label_dropout else (None, None)
     for clip in picks:
         start = int(generator.integers(0, lengths[clip] - n_ctx + 1)) // ratio * ratio
         windows.append(codes.levels[prior_level][clip, start:start + n_ctx])
@@ -146,7 +147,6 @@ def sample_windows(cache: CodeCache, prior_level: int, n_ctx: int, batch: int, g
             uppers.append(codes.levels[prior_level + 1][clip, start // ratio: (start + n_ctx) // ratio])
         artist, genre_ids = cache.label_ids(int(clip), max_genres)
         if label_dropout:
-            unknown_artist, unknown_genres = cache.labels.ids(None, None, max_genres)
             artist = unknown_artist if generator.random() < label_dropout else artist
             genre_ids = unknown_genres if generator.random() < label_dropout else genre_ids
         artists.append(artist)

@@ -184,8 +184,8 @@ def sample(bundle: Bundle, out_dir: str | os.PathLike, request: SampleRequest, p
     bundle.require(request.levels)
     song_seconds = request.song_seconds or bundle.song_seconds or 0.0
     # Saved as resolved, so that a resumed run keeps them.
-    request = replace(request, song_start=_song_start(bundle, request, song_seconds),
-                      temperature=request.filters(2, model_temperature=bundle.temperature).temperature)
+    request = replace(request.with_top_temperature(bundle.temperature),
+                      song_start=_song_start(bundle, request, song_seconds))
     share = distributed.my_share(request.n)
     if request.n < distributed.world_size():
         raise ConfigError(f"n (--n) {request.n} is fewer samples than the {distributed.world_size()} processes "

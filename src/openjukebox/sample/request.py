@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ConfigError
@@ -143,6 +143,11 @@ class SampleRequest:
                               "(--duration)")
         self.filters(2)
         self.filters(1)
+
+    def with_top_temperature(self, model_temperature: float | None) -> SampleRequest:
+        """This request with the top level's temperature resolved as `filters` resolves it (asked, else the
+        model's own, else 1): what a run saves in request.json, so that a resumed run keeps it."""
+        return replace(self, temperature=self.filters(2, model_temperature=model_temperature).temperature)
 
     def filters(self, level: int, model_temperatures: dict[int, float] | None = None,
                 model_temperature: float | None = None) -> Filters:
