@@ -57,6 +57,19 @@ def test_the_command_line_fine_tunes_decoders_from_a_config_file(tmp_path, tiny_
     assert step == 1 and model.config.log_spectral_weight == 0.5
 
 
+def test_a_band_limited_waveform_loss_trains_the_decoder_and_keeps_the_fingerprint(tmp_path, tiny_run, music_dir):
+    out = tmp_path / "cutoff"
+    assert train_vqvae(music_dir, out, init=tiny_run, decoders=[0], steps=1, batch_size=2, save_every=1,
+                       progress=False, waveform_cutoff_hz=2000.0) == 1
+    before, _ = load_vqvae(tiny_run)
+    after, _ = load_vqvae(out)
+    assert after.config.waveform_cutoff_hz == 2000.0 and after.fingerprint() == before.fingerprint()
+    with pytest.raises(ConfigError, match="waveform_cutoff_hz"):
+        train_vqvae(music_dir, tmp_path / "negative", init=tiny_run, decoders=[0], steps=1, progress=False,
+                    waveform_cutoff_hz=-1.0)
+    assert not (tmp_path / "negative").exists()
+
+
 @pytest.mark.parametrize("args, says", [
     (["--decoders", "0"], "--init"),
     (["--init", "{run}", "--preset", "tiny"], "--preset"),

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from openjukebox.vqvae.config import STFTSetting
-from openjukebox.vqvae.losses import log_spectral_loss, reconstruction_loss, spectral_convergence_db, spectral_loss
+from openjukebox.vqvae.losses import (log_spectral_loss, low_passed, reconstruction_loss, spectral_convergence_db,
+                                     spectral_loss)
 
 SETTING = STFTSetting(256, 64, 256)
 
@@ -62,3 +63,18 @@ def test_log_spectral_loss_hears_a_quiet_noise_floor_that_the_linear_loss_does_n
     assert spectral_loss(target, tone, (SETTING,)).item() < 0.01
     assert log_spectral_loss(target, tone, (SETTING,)).item() > 1.0
     assert log_spectral_loss(target, tone, (SETTING,), floor_db=-10).item() < 0.1
+
+
+def test_low_passed_keeps_a_tone_under_the_cutoff_and_takes_out_one_above():
+    """Whole-cycle tones, so that each sits in one FFT bin: the one under the cutoff comes out as it went in."""
+    sr = 16000
+    t = torch.arange(sr, dtype=torch.float64) / sr
+    low, high = torch.sin(2 * math.pi * 440 * t).float(), 0.5 * torch.sin(2 * math.pi * 5000 * t).float()
+    out = low_passed((low + high)[None, None], 2000, sr)
+    assert out.shape == (1, 1, sr)
+    assert torch.allclose(out[0, 0], low, atol=1e-4)
+    assert torch.allclose(low_passed(high, 8000, sr), high, atol=1e-4)  # up to Nyquist: all of it
+    # so a reconstruction wrong only above the cutoff costs nothing there
+    noisy = low + 0.1 * torch.randn(sr, generator=torch.Generator().manual_seed(0))
+    assert reconstruction_loss(low_passed(low, 2000, sr), low_passed(low + high, 2000, sr)).item() < 1e-8
+    assert reconstruction_loss(low, noisy).item() > 1e-3

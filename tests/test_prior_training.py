@@ -387,3 +387,45 @@ def test_label_dropout_out_of_range_is_one_line(tmp_path, cache):
         assert result.returncode != 0 and "Traceback" not in result.stderr
         assert f"label_dropout (--label-dropout) must be at least 0 and below 1, got {float(bad)}" in result.stderr
         assert not (tmp_path / "run").exists()
+
+
+def test_scheduled_sampling_feeds_the_models_draw_at_each_replaced_position(tmp_path, cache):
+    """A model that always predicts the real code at each position leaves the codes as they are whatever the share
+    (the draw at position t stands in for code t, not t ± 1); one sure of a fixed code puts it at a binomial share
+    q of the positions (4σ) and leaves the others real. Trained with it, a prior moves differently than without."""
+    import torch
+
+    from openjukebox.prior.config import prior_preset
+    from openjukebox.prior.training import with_own_draws
+    from openjukebox.prior.loading import load_prior
+    from openjukebox.train.checkpoint import resolve_checkpoint
+
+    config = prior_preset("tiny", 2, 64, 128, 16000, 0, 0, 1)
+    codes = torch.randint(0, 64, (8, 500))
+    knows = lambda c, labels, upper: torch.nn.functional.one_hot(c, 64).float() * 50  # noqa: E731
+    assert torch.equal(with_own_draws(knows, config, codes, None, None, 0.9), codes)
+    q, fixed = 0.3, 7
+    sure = lambda c, labels, upper: torch.nn.functional.one_hot(torch.full_like(c, fixed), 64).float() * 50  # noqa
+    mixed = with_own_draws(sure, config, codes, None, None, q)
+    replaced = mixed != codes
+    assert abs(replaced.float().mean().item() - q * 63 / 64) < 4 * np.sqrt(q * (1 - q) / codes.numel())
+    assert (mixed[replaced] == fixed).all()
+    assert torch.equal(with_own_draws(sure, config, codes, None, None, 0.0), codes)
+
+    weights = {}
+    for share in (0.0, 0.5):
+        run = tmp_path / f"ss-{share}"
+        train_prior(cache, 2, run, "tiny", steps=3, batch_size=4, lr=1e-2, save_every=3, progress=False,
+                    scheduled_sampling=share)
+        weights[share] = load_prior(resolve_checkpoint(run)).state_dict()
+    assert any(not torch.equal(weights[0.0][k], weights[0.5][k]) for k in weights[0.0])
+
+
+def test_scheduled_sampling_out_of_range_is_one_line(tmp_path, cache):
+    for bad in ("1", "-0.1", "nan"):
+        result = cli("prior", "train", "--level", "2", "--codes", cache, "--out", tmp_path / "run", "--steps", "1",
+                     "--scheduled-sampling", bad)
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert f"scheduled_sampling (--scheduled-sampling) must be at least 0 and below 1, got {float(bad)}" \
+            in result.stderr
+        assert not (tmp_path / "run").exists()

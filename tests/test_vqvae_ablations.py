@@ -76,13 +76,14 @@ def test_a_run_without_quantisation_trains_saves_and_loads(music_dir, tmp_path):
 
 
 def test_separate_autoencoders_keep_their_fingerprint():
-    """The switches are hashed only when on, and the decoders' own loss weight never (it does not change the codes):
+    """The switches are hashed only when on, and the decoders' own loss settings never (it does not change the codes):
     a model made before they existed keeps its fingerprint, so its code caches and bundles stay valid."""
     model = tiny()
     config = {k: v for k, v in model.config.to_dict().items()
-              if k not in ("quantise", "hierarchical", "log_spectral_weight")}
+              if k not in ("quantise", "hierarchical", "log_spectral_weight", "waveform_cutoff_hz")}
     assert model.fingerprint() != tiny(hierarchical=True).fingerprint()
     assert model.fingerprint() == tiny(log_spectral_weight=1.0).fingerprint()
+    assert model.fingerprint() == tiny(waveform_cutoff_hz=2000.0).fingerprint()
     import hashlib
     import json
 

@@ -624,6 +624,8 @@ COMMANDS = [
             "(lyrics priors)"),
         opt("--label-dropout", type=float, metavar="P", help="train each window's artist, and its genres, as "
             "'unknown' with probability P, so that a song asked for without labels is the music as a whole"),
+        opt("--scheduled-sampling", type=float, metavar="Q", help="feed the model its own draw in place of each "
+            "input code with probability Q, so that it learns to continue from its own codes as sampling asks"),
     ], _train),
     Command("prior add-lyrics", "turn a trained top prior into a lyrics prior (same predictions until trained)",
             ".prior.surgery:add_lyrics_to_run", [

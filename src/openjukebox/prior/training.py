@@ -164,6 +164,18 @@ def sample_windows(cache: CodeCache, prior_level: int, n_ctx: int, batch: int, g
     return PriorBatch(torch.from_numpy(np.stack(windows)).long(), labels, upper)
 
 
+def with_own_draws(model: nn.Module, config: PriorConfig, codes: torch.Tensor, labels: Labels,
+                   upper: torch.Tensor | None, share: float) -> torch.Tensor:
+    """Codes (batch, T) with each replaced, with probability `share`, by the code the model draws at its position
+    given the real codes before it (one teacher-forced pass, no gradient): the inputs of scheduled sampling."""
+    if not share:
+        return codes
+    with torch.no_grad():
+        logits = model(codes, labels, upper)[:, config.lead:, config.code_shift:config.code_shift + config.bins]
+        drawn = torch.distributions.Categorical(logits=logits.float()).sample()
+    return torch.where(torch.rand(codes.shape, device=codes.device) < share, drawn, codes)
+
+
 def encoded_lyrics(cache: CodeCache, config: PriorConfig) -> list[ClipLyrics] | None:
     """Every clip's lyrics as the model's tokens, with their timing where the dataset had it, for a lyrics prior."""
     if not config.n_tokens:
@@ -178,7 +190,8 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
                 steps: int = 1000, batch_size: int = 8, lr: float = 3e-4, save_every: int = 1000, seed: int = 0,
                 progress: bool = True, fsdp: bool = False, checkpoint_activations: bool = False,
                 lyrics_jitter: int = 0, config: ConfigSource | None = None, cooldown_steps: int = 0,
-                init: str | os.PathLike | None = None, label_dropout: float = 0.0) -> int:
+                init: str | os.PathLike | None = None, label_dropout: float = 0.0,
+                scheduled_sampling: float = 0.0) -> int:
     """Train (or resume) the level-`level` prior of a preset on a codes cache; returns the step reached.
 
     `fsdp` shards the prior across torchrun ranks block by block (for priors that do not fit one GPU);
@@ -196,6 +209,10 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
     `label_dropout` p: each window's artist is trained as 'unknown' with probability p, and its genres as
     ['unknown'] (independently): what a song asked for without labels is then the training music as a whole, not
     an embedding that never trained (docs/training.md).
+    `scheduled_sampling` q: each input code is replaced, with probability q, by one the model draws at that
+    position from the real codes before it (parallel scheduled sampling, Duckworth et al. 2019); the targets stay
+    the real codes. A prior trained on real context alone sees its own draws only when sampling, and a small one
+    drifts there towards the codes it over-predicts (docs/training.md).
     """
     if level not in (0, 1, 2):
         raise ConfigError(f"level (--level) must be 0, 1 or 2, got {level}")
@@ -247,6 +264,9 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
                           or UNKNOWN not in cache.labels.genres):
         raise ConfigError("label_dropout (--label-dropout): this prior's labels have no 'unknown' artist and genre "
                           "of their own to learn (a released model's label table)")
+    if not 0 <= scheduled_sampling < 1:
+        raise ConfigError(f"scheduled_sampling (--scheduled-sampling) must be at least 0 and below 1, got "
+                          f"{scheduled_sampling}")
     if lyrics_jitter and not 0 < lyrics_jitter <= config.n_tokens // 2:
         raise ConfigError(f"lyrics_jitter (--lyrics-jitter) {lyrics_jitter}: " + (
             f"it must be between 0 and half the lyrics window ({config.n_tokens // 2} characters)"
@@ -279,11 +299,12 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
             device = next(model.parameters()).device
             upper = None if batch.upper is None else batch.upper.to(device)
             codes, labels = batch.codes.to(device), batch.labels.to(device)
+            inputs = with_own_draws(model, config, codes, labels, upper, scheduled_sampling)
             # Through model(...), not a method of the prior, so that DDP's forward hooks see the call.
             if not config.n_tokens:
-                loss = prior.codes_loss(model(codes, labels, upper), codes)
+                loss = prior.codes_loss(model(inputs, labels, upper), codes)
                 return loss, {"nats_per_token": loss.item(), "bits_per_token": loss.item() / np.log(2)}
-            logits, lyric_logits = model(codes, labels, upper, with_lyrics=True)
+            logits, lyric_logits = model(inputs, labels, upper, with_lyrics=True)
             codes_loss, lyrics_loss = prior.codes_loss(logits, codes), next_token_loss(lyric_logits, labels.lyrics)
             return prior.training_loss(codes_loss, lyrics_loss), {
                 "nats_per_token": codes_loss.item(), "bits_per_token": codes_loss.item() / np.log(2),

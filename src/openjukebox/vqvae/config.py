@@ -49,6 +49,11 @@ class VQVAEConfig:
     # each by its ratio (tried on the embedded model: docs/embedded-model.md, "Version 7"). It trains the decoders
     # only: it does not change the codes, and a VQ-VAE's fingerprint leaves it out.
     log_spectral_weight: float = 0.0
+    # The waveform (squared-error) loss looks only below this frequency in Hz (0: the whole band, the paper's).
+    # Above a few kHz most of a recording is noise whose samples no decoder can predict, and squared error asks
+    # for silence there (noise of the right level but another phase costs twice as much); the magnitude losses
+    # alone then ask for its level. It trains the decoders only: a fingerprint leaves it out. docs/training.md.
+    waveform_cutoff_hz: float = 0.0
     # Weight of the L-infinity term of the released model's "lmix" reconstruction loss (L2 + 0.02 L-inf).
     linf_weight: float = 0.0
     stft_settings: tuple[STFTSetting, ...] = (
@@ -77,6 +82,9 @@ class VQVAEConfig:
         for name in ("emb_width", "codebook_size", "width", "depth", "sample_rate", "sample_length"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"VQ-VAE config: {name} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.waveform_cutoff_hz:  # `not` so that NaN is refused too
+            raise ConfigError(f"VQ-VAE config: waveform_cutoff_hz must be 0 (the whole band) or a frequency in Hz, "
+                              f"got {self.waveform_cutoff_hz}")
         if self.sample_length % self.hop_lengths[-1]:
             raise ConfigError(
                 f"VQ-VAE config: sample_length {self.sample_length} must be a multiple of the top hop length "

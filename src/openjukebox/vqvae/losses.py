@@ -35,6 +35,14 @@ def reconstruction_loss(target: torch.Tensor, output: torch.Tensor, linf_weight:
     return loss
 
 
+def low_passed(audio: torch.Tensor, cutoff_hz: float, sample_rate: int) -> torch.Tensor:
+    """(..., samples) audio, in fp32, with every frequency above `cutoff_hz` taken out: an ideal filter over the
+    whole clip, so that what is left below the cutoff is untouched."""
+    spectrum = torch.fft.rfft(audio.float(), dim=-1)
+    keep = torch.fft.rfftfreq(audio.shape[-1], 1 / sample_rate, device=audio.device) <= cutoff_hz
+    return torch.fft.irfft(spectrum * keep, n=audio.shape[-1], dim=-1)
+
+
 def spectral_loss(target: torch.Tensor, output: torch.Tensor, settings: tuple[STFTSetting, ...]) -> torch.Tensor:
     """Mean over STFT settings of the per-clip Frobenius norm ‖|STFT(x)| − |STFT(x̂)|‖, relative to the batch's
     mean ‖|STFT(x)|‖."""

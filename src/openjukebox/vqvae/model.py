@@ -22,13 +22,13 @@ from ..errors import CodesError
 from .blocks import Decoder, DecoderBlock, Encoder, EncoderBlock
 from .bottleneck import Codebook, QuantiseResult
 from .config import VQVAEConfig
-from .losses import log_spectral_loss, reconstruction_loss, spectral_convergence_db, spectral_loss
+from .losses import log_spectral_loss, low_passed, reconstruction_loss, spectral_convergence_db, spectral_loss
 
 
 # The ablation switches at their defaults (the model as released), read from the config's own defaults.
 ABLATION_DEFAULTS = {f.name: f.default for f in fields(VQVAEConfig) if f.name in ("quantise", "hierarchical")}
 # Settings of the decoders' training alone: they do not change the codes, so the fingerprint leaves them out.
-DECODER_ONLY_FIELDS = ("log_spectral_weight",)
+DECODER_ONLY_FIELDS = ("log_spectral_weight", "waveform_cutoff_hz")
 
 
 @dataclass
@@ -116,7 +116,11 @@ class VQVAE(nn.Module):
             trained = not c.hierarchical or level == 0
             with torch.set_grad_enabled(torch.is_grad_enabled() and trained):
                 recon = self._decode_from([r.quantised for r in quantised], level)
-            rec_loss = reconstruction_loss(audio, recon, c.linf_weight)
+            if c.waveform_cutoff_hz:
+                rec_loss = reconstruction_loss(low_passed(audio, c.waveform_cutoff_hz, c.sample_rate),
+                                               low_passed(recon, c.waveform_cutoff_hz, c.sample_rate), c.linf_weight)
+            else:
+                rec_loss = reconstruction_loss(audio, recon, c.linf_weight)
             spec_loss = spectral_loss(audio, recon, c.stft_settings)
             if trained:
                 total = total + rec_loss + c.spectral_weight * spec_loss
