@@ -8,6 +8,8 @@ Each argument is NAME=GLOB (quote it so that the shell leaves the pattern alone;
 clips of --seconds: the start of a short file, or up to 3 evenly spaced excerpts away from the ends of one at
 least twice as long, so that intros and fade-outs do not stand for the whole song. Statistics are over clips.
 --noise adds a reference group of white noise clips at -20 dBFS (fixed seed), as many as the largest group.
+--bands 66,500,2000 adds a second table: each group's mean power per frequency bin in each band (dB, the mean over
+clips), from 0 Hz to the Nyquist frequency split at those edges, to see which bands move a measure.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from openjukebox.audio import load_audio
 from openjukebox.errors import OpenJukeboxError
-from openjukebox.music_measures import music_measures
+from openjukebox.music_measures import band_levels, music_measures
 
 SAMPLE_RATE = 22050
 COLUMNS = {"spectral_flatness": ("flatness", "{:.4f}"), "spectral_centroid": ("centroid Hz", "{:.0f}"),
@@ -39,7 +41,7 @@ def excerpt_starts(length: int, size: int) -> list[int]:
     return [round((i + 1) * length / (count + 1) - size / 2) for i in range(count)]
 
 
-def measure_group(pattern: str, seconds: float) -> list[dict]:
+def measure_group(pattern: str, seconds: float, edges: list[float] | None = None) -> list[dict]:
     paths = sorted(glob.glob(pattern, recursive=True))
     if not paths:
         raise OpenJukeboxError(f"{pattern}: matches no files")
@@ -47,16 +49,21 @@ def measure_group(pattern: str, seconds: float) -> list[dict]:
     for path in paths:
         audio = load_audio(path, sample_rate=SAMPLE_RATE, mono=True)[0]
         for start in excerpt_starts(len(audio), size):
+            clip = audio[start:start + size]
             clips.append({"file": path, "start_s": round(start / SAMPLE_RATE, 2),
-                          **music_measures(audio[start:start + size], SAMPLE_RATE)})
+                          **music_measures(clip, SAMPLE_RATE),
+                          **({"band_db": band_levels(clip, SAMPLE_RATE, edges)} if edges else {})})
     return clips
 
 
-def noise_group(count: int, seconds: float) -> list[dict]:
+def noise_group(count: int, seconds: float, edges: list[float] | None = None) -> list[dict]:
     rng = np.random.default_rng(0)
-    return [{"file": f"white noise {i}", "start_s": 0.0,
-             **music_measures(0.1 * rng.standard_normal(round(seconds * SAMPLE_RATE)), SAMPLE_RATE)}
-            for i in range(count)]
+    clips = []
+    for i in range(count):
+        noise = 0.1 * rng.standard_normal(round(seconds * SAMPLE_RATE))
+        clips.append({"file": f"white noise {i}", "start_s": 0.0, **music_measures(noise, SAMPLE_RATE),
+                      **({"band_db": band_levels(noise, SAMPLE_RATE, edges)} if edges else {})})
+    return clips
 
 
 def summarise(clips: list[dict]) -> dict:
@@ -71,7 +78,21 @@ def summarise(clips: list[dict]) -> dict:
 
 def _finite(clips: list[dict]) -> list[dict]:
     """NaN (a silent clip's flatness) as null, since JSON has no NaN."""
-    return [{k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in c.items()} for c in clips]
+    def finite(v):
+        if isinstance(v, list):
+            return [finite(x) for x in v]
+        return None if isinstance(v, float) and not np.isfinite(v) else v
+    return [{k: finite(v) for k, v in c.items()} for c in clips]
+
+
+def band_table(clips: dict[str, list[dict]], edges: list[float]) -> str:
+    names = [f"{low:g}–{min(high, SAMPLE_RATE / 2):g} Hz" for low, high in zip(edges[:-1], edges[1:])]
+    lines = ["| group | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for name, group in clips.items():
+        levels = np.array([c["band_db"] for c in group], dtype=np.float64)
+        means = [np.nanmean(column) if np.isfinite(column).any() else np.nan for column in levels.T]
+        lines.append(f"| {name} | " + " | ".join("n/a" if np.isnan(m) else f"{m:.1f}" for m in means) + " |")
+    return "\n".join(lines)
 
 
 def markdown_table(summaries: dict[str, dict]) -> str:
@@ -92,9 +113,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each clip (default 10)")
     parser.add_argument("--noise", action="store_true", help="add a white noise group at -20 dBFS as a reference")
     parser.add_argument("--json", type=Path, help="also write the summaries and per-clip numbers here")
+    parser.add_argument("--bands", metavar="HZ,HZ,...", help="also a table of each group's mean power per band, "
+                        "the bands split at these frequencies")
     args = parser.parse_args()
     if not args.seconds > 0:
         parser.error("--seconds must be positive")
+    edges = None
+    if args.bands:
+        try:
+            inner = [float(x) for x in args.bands.split(",")]
+        except ValueError:
+            parser.error(f"--bands {args.bands!r}: give frequencies in Hz separated by commas")
+        if not all(a < b for a, b in zip([0.0, *inner], [*inner, SAMPLE_RATE / 2])):
+            parser.error(f"--bands {args.bands!r}: frequencies must rise, above 0 and under {SAMPLE_RATE / 2:g} Hz")
+        edges = [0.0, *inner, SAMPLE_RATE / 2 + 1]  # + 1: the Nyquist bin belongs to the top band
     groups = {}
     for arg in args.groups:
         name, sep, pattern = arg.partition("=")
@@ -104,13 +136,16 @@ def main() -> None:
             parser.error(f"{name!r}: the group is named twice")
         groups[name] = pattern
     try:
-        clips = {name: measure_group(pattern, args.seconds) for name, pattern in groups.items()}
+        clips = {name: measure_group(pattern, args.seconds, edges) for name, pattern in groups.items()}
     except OpenJukeboxError as e:
         sys.exit(f"error: {e}")
     if args.noise:
-        clips["white noise"] = noise_group(max(len(c) for c in clips.values()), args.seconds)
+        clips["white noise"] = noise_group(max(len(c) for c in clips.values()), args.seconds, edges)
     summaries = {name: summarise(c) for name, c in clips.items()}
     print(markdown_table(summaries))
+    if edges:
+        print()
+        print(band_table(clips, edges))
     if args.json:
         args.json.write_text(json.dumps({"seconds": args.seconds, "sample_rate": SAMPLE_RATE,
                                          "groups": {name: {**summaries[name], "per_clip": _finite(clips[name])}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from openjukebox.audio import save_audio
-from openjukebox.music_measures import (measure_file, mel_filterbank, music_measures, onset_rate,
+from openjukebox.music_measures import (band_levels, measure_file, mel_filterbank, music_measures, onset_rate,
                                         pitch_salience, rms_db, spectral_centroid, spectral_flatness)
 
 SR = 22050
@@ -101,3 +101,17 @@ def test_mel_filterbank_triangles_sum_to_one_between_the_first_and_last_centre()
     freqs = np.fft.rfftfreq(2048, 1 / SR)
     inside = (freqs >= centres[0]) & (freqs <= centres[-1])
     np.testing.assert_allclose(bank[:, inside].sum(0), 1.0, atol=1e-9)
+
+
+def test_band_levels_of_white_noise_are_its_variance_times_the_windows_energy_and_a_sine_sits_in_its_band():
+    """White noise of variance s² has E|X_k|² = s² Σ w² in every bin (Σ w² = 3N/8 for a Hann window of N = 2048),
+    so each band reads 10·log10(s² · 768); a 1 kHz sine puts its power in the band holding 1 kHz, and the Hann
+    window's sidelobes leave the far bands at least 60 dB under it. A band with no bins is nan."""
+    edges = [0, 500, 2000, 8000, 11025, 11030, 12000]
+    expected = 10 * math.log10(0.1 ** 2 * 3 * 2048 / 8)
+    noise = band_levels(white_noise(20.0), SR, edges)
+    assert noise[:4] == pytest.approx([expected] * 4, abs=0.3)
+    assert math.isnan(noise[5])  # above Nyquist
+    sine = band_levels(0.5 * np.sin(2 * np.pi * 1000 * T), SR, edges)
+    assert sine[1] > max(sine[0], sine[3]) + 60
+    assert all(math.isnan(x) for x in band_levels(np.zeros(SR), SR, edges))

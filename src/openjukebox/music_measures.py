@@ -108,6 +108,22 @@ def spectral_centroid(audio: np.ndarray, sample_rate: int) -> float:
     return float(np.sum(frequencies * power) / np.sum(power))
 
 
+def band_levels(audio: np.ndarray, sample_rate: int, edges: list[float]) -> list[float]:
+    """Mean power per frequency bin, in dB, of each band [edges[i], edges[i + 1]) over the non-silent frames
+    (2,048 samples, Hann window): where a clip's energy sits, to trace a measure such as flatness (which follows
+    the many quiet high bins) to the bands that move it. nan for a band with no bins or a clip that is silent."""
+    frames = _loud_frames(audio)
+    if len(frames) == 0:
+        return [float("nan")] * (len(edges) - 1)
+    power = np.mean(np.abs(np.fft.rfft(frames * np.hanning(frames.shape[1]), axis=1)) ** 2, axis=0)
+    frequencies = np.fft.rfftfreq(frames.shape[1], 1 / sample_rate)
+    levels = []
+    for low, high in zip(edges[:-1], edges[1:]):
+        band = power[(frequencies >= low) & (frequencies < high)]
+        levels.append(float(10 * np.log10(band.mean() + 1e-30)) if band.size else float("nan"))
+    return levels
+
+
 def rms_db(audio: np.ndarray) -> float:
     """Level in dBFS (a full-scale sine is -3.01), to catch clips that are near silent or clipping.
 
