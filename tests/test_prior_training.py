@@ -429,3 +429,20 @@ def test_scheduled_sampling_out_of_range_is_one_line(tmp_path, cache):
         assert f"scheduled_sampling (--scheduled-sampling) must be at least 0 and below 1, got {float(bad)}" \
             in result.stderr
         assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name", ["merged lyrics prior", "lyrics encoder-decoder prior"])
+def test_scheduled_sampling_draws_codes_not_lyric_characters(name):
+    """A merged lyrics prior's vocabulary holds the lyric characters below the codes and its sequence starts with
+    the lyrics: the draws are codes (0 … bins−1), one per code position."""
+    import torch
+
+    from openjukebox.prior.training import with_own_draws
+    from test_fast_sampling import build
+
+    prior, labels, _ = build(name)
+    config = prior.config
+    codes = torch.randint(0, config.bins, (labels.artist.shape[0], config.n_ctx - config.lead))
+    mixed = with_own_draws(prior, config, codes, labels, None, 0.99)
+    assert mixed.shape == codes.shape and mixed.min() >= 0 and mixed.max() < config.bins
+    assert (mixed != codes).float().mean() > 0.5
