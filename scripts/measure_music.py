@@ -41,6 +41,12 @@ def excerpt_starts(length: int, size: int) -> list[int]:
     return [round((i + 1) * length / (count + 1) - size / 2) for i in range(count)]
 
 
+def clip_measures(clip: np.ndarray, edges: list[float] | None) -> dict:
+    """The five measures of one clip, and its band levels when `edges` are given."""
+    bands = {"band_db": band_levels(clip, SAMPLE_RATE, edges)} if edges else {}
+    return {**music_measures(clip, SAMPLE_RATE), **bands}
+
+
 def measure_group(pattern: str, seconds: float, edges: list[float] | None = None) -> list[dict]:
     paths = sorted(glob.glob(pattern, recursive=True))
     if not paths:
@@ -49,10 +55,8 @@ def measure_group(pattern: str, seconds: float, edges: list[float] | None = None
     for path in paths:
         audio = load_audio(path, sample_rate=SAMPLE_RATE, mono=True)[0]
         for start in excerpt_starts(len(audio), size):
-            clip = audio[start:start + size]
             clips.append({"file": path, "start_s": round(start / SAMPLE_RATE, 2),
-                          **music_measures(clip, SAMPLE_RATE),
-                          **({"band_db": band_levels(clip, SAMPLE_RATE, edges)} if edges else {})})
+                          **clip_measures(audio[start:start + size], edges)})
     return clips
 
 
@@ -61,8 +65,7 @@ def noise_group(count: int, seconds: float, edges: list[float] | None = None) ->
     clips = []
     for i in range(count):
         noise = 0.1 * rng.standard_normal(round(seconds * SAMPLE_RATE))
-        clips.append({"file": f"white noise {i}", "start_s": 0.0, **music_measures(noise, SAMPLE_RATE),
-                      **({"band_db": band_levels(noise, SAMPLE_RATE, edges)} if edges else {})})
+        clips.append({"file": f"white noise {i}", "start_s": 0.0, **clip_measures(noise, edges)})
     return clips
 
 
