@@ -57,6 +57,7 @@ from openjukebox.prior.evaluation import evaluate_prior, load_evaluation_codes
 from openjukebox.prior.training import train_prior
 from openjukebox.vqvae.evaluation import evaluate_vqvae
 from openjukebox.vqvae.loading import load_vqvae
+from openjukebox.vqvae.noise_fill_fitting import add_noise_fill
 from openjukebox.vqvae.training import train_vqvae
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +120,9 @@ class Recipe:
     # The top prior's music when it is not all of the recipe's (its own splits DATA/top-train and top-heldout, and
     # code caches codes-top-*): versions 3 to 5 kept it on Wesnoth's, since the others cost its previews harmony.
     top_sources: tuple[Source, ...] | None = None
+    # Then the VQ-VAE gets a noise fill fitted on all the training music (`vqvae noise-fill`): the treble noise its
+    # decoders leave out, put back at the level predicted from what they decoded. The codes stay.
+    noise_fill: bool = False
 
 
 RECIPES = {
@@ -169,6 +173,10 @@ RECIPES["v8"] = dataclasses.replace(RECIPES["v7"], fine_tunes="v7", decoder_step
 # that the previews (level 2) and level 1 bring back the attacks and noise that level 0 already had; the codes, the
 # priors and the finished songs (level 0) are version 7's (docs/embedded-model.md, "Version 9").
 RECIPES["v9"] = dataclasses.replace(RECIPES["v7"], fine_tunes="v7", decoder_levels=(1, 2))
+# Version 10: version 9 with a noise fill on its VQ-VAE (docs/embedded-model.md, "Version 10"): its decoders return
+# the music's treble 7 to 9 dB low, and its treble noise as bursts in the songs; the fill puts back, as noise, the
+# treble predicted from the decoded audio's bands. The codes, the priors and the decoders are version 9's.
+RECIPES["v10"] = dataclasses.replace(RECIPES["v9"], fine_tunes="v9", decoder_steps=0, noise_fill=True)
 # A clip samples as the start of a song this long unless asked otherwise: the training tracks last minutes, and
 # the only ones under 19 s (the shortest timing bin) are victory and defeat jingles that end in silence.
 SONG_SECONDS = 180.0
@@ -283,12 +291,13 @@ def evaluate(recipe: Recipe, work: Path, data: Path, bundle: Path, trained: dict
     return report
 
 
-STAGES = ("data", "vqvae", "codes", "prior2", "prior1", "prior0", "refine2", "refine1", "refine0", "decoder")
+STAGES = ("data", "vqvae", "codes", "prior2", "prior1", "prior0", "refine2", "refine1", "refine0", "decoder",
+          "noise-fill")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", choices=list(RECIPES), default="v9", help="v9: the model in the package")
+    parser.add_argument("--recipe", choices=list(RECIPES), default="v10", help="v10: the model in the package")
     parser.add_argument("--work", type=Path, help="default: runs/embedded-RECIPE")
     parser.add_argument("--data", type=Path, help="default: data/embedded-RECIPE")
     parser.add_argument("--stage", choices=STAGES, help="stop after this stage (a prior stage: train that prior "
@@ -350,6 +359,12 @@ def main() -> None:
             train_vqvae(args.data / "train", args.work / "decoder", init=vqvae, decoders=list(recipe.decoder_levels),
                         steps=recipe.decoder_steps, batch_size=8, lr=1e-4, save_every=250)
         vqvae = args.work / "decoder"
+    if recipe.noise_fill:
+        filled = args.work / "noise-fill"
+        if args.stage in (None, "noise-fill") and not filled.is_dir():
+            report = add_noise_fill(vqvae, args.data / "train", filled)
+            atomic_write_text(args.work / "noise-fill.json", json.dumps(report, indent=2) + "\n")
+        vqvae = filled
     if args.stage is not None:
         return
     # Each level's prior: its refine run, else the recipe's own run, else the --init bundle's.

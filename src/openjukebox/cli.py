@@ -317,6 +317,13 @@ def _run_vqvae_eval(args: argparse.Namespace, api: Callable | None) -> None:
               f"{e['codebook_usage'] * 100:>14.1f}% {e['perplexity']:>10.1f}")
 
 
+def _run_vqvae_noise_fill(args: argparse.Namespace, api: Callable | None) -> None:
+    report = api(**_api_arguments(args, api, args.command))
+    print(f"wrote {args.out}: a noise fill fitted on {report['windows']} windows")
+    for level, errors in report["rms_error_nats"].items():
+        print(f"level {level}: rms error per band {' '.join(f'{e:.2f}' for e in errors)} nats")
+
+
 def _run_prior_eval(args: argparse.Namespace, api: Callable | None) -> None:
     from .bundle import prior_location
     from .prior.evaluation import load_evaluation_codes
@@ -595,6 +602,18 @@ COMMANDS = [
                 opt("--cache", help="where decoded audio is cached (default: RUN_DIR/cache, or ~/.cache/openjukebox "
                     "for a bundle)"),
                 _DEVICE], _run_vqvae_eval),
+    Command("vqvae noise-fill", "fit the noise fill that puts back the treble a VQ-VAE's decoders leave out",
+            ".vqvae.noise_fill_fitting:add_noise_fill", [
+                opt("--model", required=True, help="VQ-VAE run or checkpoint directory, or a bundle's vqvae/"),
+                opt("--data", required=True, help="folder of the music it should sound like (its training music)"),
+                opt("--out", required=True, help="new model directory: the VQ-VAE with its noise fill"),
+                opt("--metadata", help="CSV/JSONL labels table (default: DATA/metadata.csv|jsonl)"),
+                opt("--seconds", type=float, help="length of each window fitted on"),
+                opt("--windows-per-file", type=int, help="evenly spaced windows per file"),
+                opt("--from-hz", type=float, help="fill the bands above this frequency"),
+                opt("--context-frames", type=int, help="earlier STFT frames that predict a frame's treble"),
+                opt("--audio-cache", metavar="DIR", help="keep the decoded audio here (default: a temporary folder)"),
+            ], _run_vqvae_noise_fill),
     Command("codes build", "encode a folder of audio once, for prior training", ".vqvae.code_cache:build_code_cache", [
         opt("--vqvae", required=True, help="VQ-VAE run or checkpoint directory"),
         opt("--data", required=True, help="folder of audio"),

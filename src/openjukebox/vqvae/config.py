@@ -25,6 +25,15 @@ class STFTSetting:
 
 
 @dataclass(frozen=True)
+class NoiseFillSetting:
+    """Where and how finely a decoder's missing treble noise is put back (vqvae/noise_fill.py)."""
+    from_hz: float = 1500.0  # bands from here to the Nyquist frequency are filled; nothing below changes
+    bands_per_octave: int = 3
+    context_frames: int = 2  # the frames before this one that predict its level (causal: no noise before an attack)
+    n_fft: int = 1024  # the STFT's size; its hop is a quarter of it
+
+
+@dataclass(frozen=True)
 class VQVAEConfig:
     sample_rate: int = 44100
     # Strided (kernel 4, stride 2) convs per encoder block; level l stacks blocks 0..l, so hop(l) = 2**sum(downs[:l+1]).
@@ -73,6 +82,10 @@ class VQVAEConfig:
     # (restart_threshold 0 turns the restarts of Table 1 off; spectral_weight 0 drops the spectral loss.)
     quantise: bool = True
     hierarchical: bool = False
+    # Decoding adds back, as shaped noise, the treble that each level's decoder leaves out, at the level predicted
+    # from what it decoded (vqvae/noise_fill.py; fitted by `openjukebox vqvae noise-fill`, not by training). None:
+    # none, the paper's. It acts after the decoders: the codes and the fingerprint do not change.
+    noise_fill: NoiseFillSetting | None = None
 
     def __post_init__(self) -> None:
         check_fields(self, "VQ-VAE config", ("sample_rate", "emb_width", "codebook_size", "width", "depth",
@@ -85,6 +98,12 @@ class VQVAEConfig:
         if not 0 <= self.waveform_cutoff_hz:  # `not` so that NaN is refused too
             raise ConfigError(f"VQ-VAE config: waveform_cutoff_hz must be 0 (the whole band) or a frequency in Hz, "
                               f"got {self.waveform_cutoff_hz}")
+        fill = self.noise_fill
+        if fill is not None and not (0 < fill.from_hz < self.sample_rate / 2 and fill.bands_per_octave > 0
+                                     and fill.context_frames >= 0 and fill.n_fft >= 16 and fill.n_fft % 4 == 0):
+            raise ConfigError(f"VQ-VAE config: noise_fill needs 0 < from_hz < {self.sample_rate / 2:g} (Nyquist), "
+                              f"bands_per_octave > 0, context_frames >= 0 and n_fft a multiple of 4 of at least 16, "
+                              f"got {fill}")
         if self.sample_length % self.hop_lengths[-1]:
             raise ConfigError(
                 f"VQ-VAE config: sample_length {self.sample_length} must be a multiple of the top hop length "
@@ -117,6 +136,8 @@ class VQVAEConfig:
         if "metric_stft" in d:
             d["metric_stft"] = STFTSetting(**d["metric_stft"])
         try:
+            if d.get("noise_fill") is not None:
+                d["noise_fill"] = NoiseFillSetting(**d["noise_fill"])
             return cls(**d)
         except TypeError as e:
             raise ConfigError(f"VQ-VAE config: {e}") from None

@@ -24,7 +24,7 @@ def evaluate_vqvae(model: VQVAE, dataset: AudioFolder, windows_per_file: int = 8
     """Per level: spectral convergence (dB), L2 (mean squared error), codebook usage (fraction of codes used
     anywhere in the set) and perplexity (nan without quantisation), on channel-averaged evenly spaced windows.
     Each level's reconstruction is the model's own (a single hierarchical autoencoder's level l decodes the codes
-    of levels ≥ l).
+    of levels ≥ l), with its noise fill when it has one (noise_fill.py), as `decode` gives it.
 
     Spectral convergence pools the whole set, 10·log10(Σ‖|S| − |Ŝ|‖² / Σ‖|S|‖²), rather than averaging
     per-window dB: a near-silent window (an intro, a fade-out) has a ratio of noise floor to nothing, tens of dB,
@@ -46,7 +46,7 @@ def evaluate_vqvae(model: VQVAE, dataset: AudioFolder, windows_per_file: int = 8
         audio = audio.to(device)
         out = model(audio)  # eval mode: the codebooks do not move
         for level in range(levels):
-            codes, recon = out.codes[level], out.reconstructions[level]
+            codes, recon = out.codes[level], model.with_noise_fill(out.reconstructions[level], level)
             error, reference = spectral_energies(audio, recon, model.config.metric_stft)
             spectral_error[level] += float(error.sum())
             spectral_reference[level] += float(reference.sum())

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -21,14 +22,15 @@ from torch import nn
 from ..errors import CodesError
 from .blocks import Decoder, DecoderBlock, Encoder, EncoderBlock
 from .bottleneck import Codebook, QuantiseResult
-from .config import VQVAEConfig
+from .config import NoiseFillSetting, VQVAEConfig
 from .losses import log_spectral_loss, low_passed, reconstruction_loss, spectral_convergence_db, spectral_loss
+from .noise_fill import NoiseFill
 
 
 # The ablation switches at their defaults (the model as released), read from the config's own defaults.
 ABLATION_DEFAULTS = {f.name: f.default for f in fields(VQVAEConfig) if f.name in ("quantise", "hierarchical")}
 # Settings of the decoders' training alone: they do not change the codes, so the fingerprint leaves them out.
-DECODER_ONLY_FIELDS = ("log_spectral_weight", "waveform_cutoff_hz")
+DECODER_ONLY_FIELDS = ("log_spectral_weight", "waveform_cutoff_hz", "noise_fill")
 
 
 @dataclass
@@ -82,6 +84,8 @@ class VQVAE(nn.Module):
             self.out = nn.Conv1d(c.emb_width, 1, kernel_size=3, padding=1)
         self.codebooks = nn.ModuleList(Codebook(c.codebook_size, c.emb_width, c.ema_decay, c.restart_threshold)
                                        for _ in range(c.levels) if c.quantise)
+        if c.noise_fill is not None:
+            self.noise_fills = nn.ModuleList(NoiseFill(c.noise_fill, c.sample_rate) for _ in range(c.levels))
 
     @property
     def hop_lengths(self) -> tuple[int, ...]:
@@ -235,11 +239,28 @@ class VQVAE(nn.Module):
                margin_seconds: float = 2.0, dtype: torch.dtype | None = None) -> torch.Tensor:
         """Audio (batch, 1, tokens × hop) float32 from one level's codes, in overlapping chunks unless chunk_seconds
         is None. With `dtype` (bfloat16 or float16) the convolutions compute in it (autocast): about 3× faster on
-        a CPU with AVX512-BF16, at about 27 dB signal-to-error against float32 (docs/sampling.md)."""
+        a CPU with AVX512-BF16, at about 27 dB signal-to-error against float32 (docs/sampling.md). A model with a
+        fitted noise fill adds it to the whole song once decoded (noise_fill.py)."""
         self.check_codes(codes)
         reduced = dtype not in (None, torch.float32)
         with torch.autocast(codes.device.type, dtype=dtype if reduced else torch.bfloat16, enabled=reduced):
-            return self._decode_chunks(codes, level, chunk_seconds, margin_seconds).float()
+            audio = self._decode_chunks(codes, level, chunk_seconds, margin_seconds).float()
+        return self.with_noise_fill(audio, level)
+
+    def with_noise_fill_setting(self, setting: NoiseFillSetting | None) -> VQVAE:
+        """A copy with this noise fill setting (None: none) and the same encoders, codebooks and decoders; its
+        fill unfitted. Training a decoder makes the fitted fill stale, so a run started from a model drops it."""
+        copy = VQVAE(dataclasses.replace(self.config, noise_fill=setting)).to(next(self.parameters()).device)
+        kept = {k: v for k, v in self.state_dict().items() if not k.startswith("noise_fills.")}
+        copy.load_state_dict(kept, strict=setting is None)
+        return copy.train(self.training)
+
+    def with_noise_fill(self, audio: torch.Tensor, level: int) -> torch.Tensor:
+        """(batch, 1, samples) decoded by level `level` → with that level's fitted noise fill added; unchanged when
+        the model has none (every released model) or it was never fitted."""
+        if self.config.noise_fill is None or not bool(self.noise_fills[level].fitted):
+            return audio
+        return self.noise_fills[level](audio)
 
     def _decode_chunks(self, codes: torch.Tensor, level: int, chunk_seconds: float | None,
                        margin_seconds: float) -> torch.Tensor:

@@ -103,7 +103,8 @@ def train_vqvae(data: str | os.PathLike, out: str | os.PathLike, preset: str | N
         raise ConfigError(f"{init}: a run started from --init keeps that model's size; leave out --preset")
     if decoders is not None and init is None:
         raise ConfigError("--decoders fine-tunes the decoders of a trained VQ-VAE: give it with --init")
-    initial = None if init is None else load_vqvae(init)[0]
+    # A fitted noise fill belongs to the decoders it was fitted on: the new run has none (refit it once trained).
+    initial = None if init is None else load_vqvae(init)[0].with_noise_fill_setting(None)
     if decoders is not None:
         decoders = sorted(set(decoders))
         if not decoders or not all(0 <= level < initial.config.levels for level in decoders):
