@@ -29,7 +29,7 @@ from openjukebox.prior.model import Prior
 
 SAMPLE_RATE = 22050
 FOLDS = 5
-PACKAGES = ("wesnoth-1.16-music", "colobot-common-sounds", "drascula-music", "asc-music", "fb-music-high")
+PACKAGES = ("wesnoth-1.16-music", "colobot-common-sounds", "drascula-music", "asc-music", "frozen-bubble-data")
 
 
 def package_of(track: Path) -> str:
