@@ -14,7 +14,7 @@ import torch
 from openjukebox.config_file import differences
 from openjukebox.errors import CodesError
 from openjukebox.vqvae.bottleneck import Codebook
-from openjukebox.vqvae.config import preset, with_config_file
+from openjukebox.vqvae.config import NoiseFillSetting, preset, with_config_file
 from openjukebox.vqvae.loading import load_vqvae
 from openjukebox.vqvae.model import VQVAE
 from openjukebox.vqvae.training import train_vqvae
@@ -76,14 +76,16 @@ def test_a_run_without_quantisation_trains_saves_and_loads(music_dir, tmp_path):
 
 
 def test_separate_autoencoders_keep_their_fingerprint():
-    """The switches are hashed only when on, and the decoders' own loss settings never (it does not change the codes):
-    a model made before they existed keeps its fingerprint, so its code caches and bundles stay valid."""
+    """The switches are hashed only when on, and the decoders' own loss settings and the noise fill never (they do not
+    change the codes): a model made before they existed keeps its fingerprint, so its code caches and bundles stay
+    valid."""
     model = tiny()
     config = {k: v for k, v in model.config.to_dict().items()
-              if k not in ("quantise", "hierarchical", "log_spectral_weight", "waveform_cutoff_hz")}
+              if k not in ("quantise", "hierarchical", "log_spectral_weight", "waveform_cutoff_hz", "noise_fill")}
     assert model.fingerprint() != tiny(hierarchical=True).fingerprint()
     assert model.fingerprint() == tiny(log_spectral_weight=1.0).fingerprint()
     assert model.fingerprint() == tiny(waveform_cutoff_hz=2000.0).fingerprint()
+    assert model.fingerprint() == tiny(noise_fill=NoiseFillSetting()).fingerprint()
     import hashlib
     import json
 

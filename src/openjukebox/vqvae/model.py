@@ -12,8 +12,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +28,8 @@ from .noise_fill import NoiseFill
 
 # The ablation switches at their defaults (the model as released), read from the config's own defaults.
 ABLATION_DEFAULTS = {f.name: f.default for f in fields(VQVAEConfig) if f.name in ("quantise", "hierarchical")}
-# Settings of the decoders' training alone: they do not change the codes, so the fingerprint leaves them out.
+# Settings of the decoders' training alone, and of the noise fill after them: they do not change the codes, so the
+# fingerprint leaves them out.
 DECODER_ONLY_FIELDS = ("log_spectral_weight", "waveform_cutoff_hz", "noise_fill")
 
 
@@ -250,7 +250,7 @@ class VQVAE(nn.Module):
     def with_noise_fill_setting(self, setting: NoiseFillSetting | None) -> VQVAE:
         """A copy with this noise fill setting (None: none) and the same encoders, codebooks and decoders; its
         fill unfitted. Training a decoder makes the fitted fill stale, so a run started from a model drops it."""
-        copy = VQVAE(dataclasses.replace(self.config, noise_fill=setting)).to(next(self.parameters()).device)
+        copy = VQVAE(replace(self.config, noise_fill=setting)).to(next(self.parameters()).device)
         kept = {k: v for k, v in self.state_dict().items() if not k.startswith("noise_fills.")}
         copy.load_state_dict(kept, strict=setting is None)
         return copy.train(self.training)

@@ -43,8 +43,9 @@ def band_matrix(sample_rate: int, n_fft: int, from_hz: float, per_octave: int, b
 
 
 class NoiseFill(nn.Module):
-    """One level's noise fill. `weight` (fill bands, features) is the fitted map; it is zero until fitted, which
-    predicts an energy of 1 (0 dBFS-ish) in every band, so an unfitted fill must not be used (`fitted`)."""
+    """One level's noise fill. `weight` (fill bands, features) is the fitted map. Until `fit_noise_fill` sets it
+    (and `fitted`), its zeros would predict an energy of 1 in every band, far over any music's treble, so decoding
+    uses a fill only once fitted (VQVAE.with_noise_fill)."""
 
     def __init__(self, setting: NoiseFillSetting, sample_rate: int) -> None:
         super().__init__()
