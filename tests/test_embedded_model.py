@@ -62,3 +62,19 @@ def test_model_names_resolve_to_folders(tmp_path):
     assert resolve_model(str(tmp_path / "mine")) == tmp_path / "mine"
     with pytest.raises(CheckpointError, match="no model 'nope'.*openjukebox models"):
         resolve_model("nope", cache=tmp_path)
+
+
+def test_the_embedded_vqvae_decodes_with_its_noise_fill_above_1500_hz_only():
+    """Version 10: each level adds back, as noise, treble its decoder leaves out, and leaves the rest as decoded."""
+    from openjukebox.vqvae.loading import load_vqvae
+
+    model, _ = load_vqvae(EMBEDDED_PATH / "vqvae")
+    assert model.config.noise_fill is not None and all(bool(f.fitted) for f in model.noise_fills)
+    codes = torch.randint(0, model.config.codebook_size, (1, 22050 // 8), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        plain = model.decoders[0](model.codebooks[0].lookup(codes))[0, 0]
+    added = model.decode(codes, 0)[0, 0] - plain
+    spectrum = np.abs(np.fft.rfft(added.numpy())) ** 2
+    freqs = np.fft.rfftfreq(len(added), 1 / model.config.sample_rate)
+    assert spectrum[freqs >= 1500].sum() > 0
+    assert spectrum[freqs < 1000].sum() < 1e-4 * spectrum[freqs >= 1500].sum()
