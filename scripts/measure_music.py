@@ -8,6 +8,8 @@ Each argument is NAME=GLOB (quote it so that the shell leaves the pattern alone;
 clips of --seconds: the start of a short file, or up to 3 evenly spaced excerpts away from the ends of one at
 least twice as long, so that intros and fade-outs do not stand for the whole song. Statistics are over clips.
 --noise adds a reference group of white noise clips at -20 dBFS (fixed seed), as many as the largest group.
+--distance-to NAME adds a column: each group's distance to group NAME (music_measures.distance: the five means'
+differences, each in units of NAME's spread over its clips, summed).
 --bands 66,500,2000 adds a second table: each group's mean power per frequency bin in each band (dB, the mean over
 clips), from 0 Hz to the Nyquist frequency split at those edges, to see which bands move a measure.
 """
@@ -24,7 +26,7 @@ import numpy as np
 
 from openjukebox.audio import load_audio
 from openjukebox.errors import OpenJukeboxError
-from openjukebox.music_measures import band_levels, music_measures
+from openjukebox.music_measures import band_levels, distance, music_measures
 
 SAMPLE_RATE = 22050
 COLUMNS = {"spectral_flatness": ("flatness", "{:.4f}"), "spectral_centroid": ("centroid Hz", "{:.0f}"),
@@ -98,14 +100,26 @@ def band_table(clips: dict[str, list[dict]], edges: list[float]) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(summaries: dict[str, dict]) -> str:
-    lines = ["| group | files | clips | " + " | ".join(title for title, _ in COLUMNS.values()) + " |",
-             "|---|---:|---:|" + "---:|" * len(COLUMNS)]
+def group_distance(summary: dict, reference: dict) -> float | None:
+    """music_measures.distance between two summaries; None when a mean is missing (a group of silent clips)."""
+    if any(summary[key]["mean"] is None or reference[key]["mean"] is None for key in COLUMNS):
+        return None
+    return distance({key: summary[key]["mean"] for key in COLUMNS}, {key: reference[key]["mean"] for key in COLUMNS},
+                    {key: reference[key]["std"] for key in COLUMNS})
+
+
+def markdown_table(summaries: dict[str, dict], distance_to: str | None = None) -> str:
+    extra = [f"distance to {distance_to}"] if distance_to else []
+    lines = ["| group | files | clips | " + " | ".join([title for title, _ in COLUMNS.values()] + extra) + " |",
+             "|---|---:|---:|" + "---:|" * (len(COLUMNS) + len(extra))]
     for name, s in summaries.items():
         cells = []
         for key, (_, fmt) in COLUMNS.items():
             m = s[key]
             cells.append("n/a" if m["mean"] is None else f"{fmt.format(m['mean'])} ± {fmt.format(m['std'])}")
+        if distance_to:
+            d = group_distance(s, summaries[distance_to])
+            cells.append("n/a" if d is None else f"{d:.2f}")
         lines.append(f"| {name} | {s['files']} | {s['clips']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -116,6 +130,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each clip (default 10)")
     parser.add_argument("--noise", action="store_true", help="add a white noise group at -20 dBFS as a reference")
     parser.add_argument("--json", type=Path, help="also write the summaries and per-clip numbers here")
+    parser.add_argument("--distance-to", metavar="NAME", help="add each group's distance to group NAME (the music)")
     parser.add_argument("--bands", metavar="HZ,HZ,...", help="also a table of each group's mean power per band, "
                         "the bands split at these frequencies")
     args = parser.parse_args()
@@ -138,6 +153,8 @@ def main() -> None:
         if name in groups:
             parser.error(f"{name!r}: the group is named twice")
         groups[name] = pattern
+    if args.distance_to is not None and args.distance_to not in groups:
+        parser.error(f"--distance-to {args.distance_to!r}: not one of the groups ({', '.join(groups)})")
     try:
         clips = {name: measure_group(pattern, args.seconds, edges) for name, pattern in groups.items()}
     except OpenJukeboxError as e:
@@ -145,7 +162,7 @@ def main() -> None:
     if args.noise:
         clips["white noise"] = noise_group(max(len(c) for c in clips.values()), args.seconds, edges)
     summaries = {name: summarise(c) for name, c in clips.items()}
-    print(markdown_table(summaries))
+    print(markdown_table(summaries, args.distance_to))
     if edges:
         print()
         print(band_table(clips, edges))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from openjukebox.audio import save_audio
-from openjukebox.music_measures import (band_levels, measure_file, mel_filterbank, music_measures, onset_rate,
+from openjukebox.music_measures import (band_levels, distance, measure_file, mel_filterbank, music_measures, onset_rate,
                                         pitch_salience, rms_db, spectral_centroid, spectral_flatness)
 
 SR = 22050
@@ -115,3 +115,11 @@ def test_band_levels_of_white_noise_are_its_variance_times_the_windows_energy_an
     sine = band_levels(0.5 * np.sin(2 * np.pi * 1000 * T), SR, edges)
     assert sine[1] > max(sine[0], sine[3]) + 60
     assert all(math.isnan(x) for x in band_levels(np.zeros(SR), SR, edges))
+
+
+def test_distance_sums_each_measures_gap_in_units_of_the_references_spread():
+    reference = {"a": 1.0, "b": 100.0}
+    spread = {"a": 0.5, "b": 20.0}
+    assert distance(reference, reference, spread) == 0.0
+    # |2 - 1| / 0.5 + |70 - 100| / 20 = 2 + 1.5, by hand
+    assert distance({"a": 2.0, "b": 70.0}, reference, spread) == pytest.approx(3.5)

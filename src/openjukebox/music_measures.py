@@ -152,6 +152,13 @@ def music_measures(audio: np.ndarray, sample_rate: int) -> dict[str, float]:
             "rms_db": rms_db(audio)}
 
 
+def distance(means: dict[str, float], reference_means: dict[str, float], reference_stds: dict[str, float]) -> float:
+    """How far a group of clips sits from a reference group (real music), in one number: the sum over the five
+    measures of |mean − reference mean| / reference spread (its standard deviation over clips), so that no measure
+    counts for more because of its unit. 0 is the reference itself; white noise sits far off."""
+    return float(sum(abs(means[key] - reference_means[key]) / reference_stds[key] for key in reference_means))
+
+
 def measure_file(path: str | os.PathLike, sample_rate: int = 22050) -> dict[str, float]:
     """All five measures of a whole file, mixed to mono and resampled so that files at any rate compare."""
     return music_measures(load_audio(path, sample_rate=sample_rate, mono=True), sample_rate)
