@@ -2,8 +2,9 @@
 
 Every stage is resumable: re-running the script skips what is finished and continues a training run from its
 last checkpoint, so it survives being stopped. On a 2-core CPU, v10 takes about 5 hours (v9's, then its own 8
-minutes), v9 about 5 (v7's, then its own 10 minutes), v7 about 5 (v5's 4.5, then its own 20 minutes), v5 about 4.5 (v4's 3.5, then its own hour), v4 about 3.5,
-v3 about 3, v1 about 2 and v2 about 2.5; v6, on top of v5, about 3 more, and v8, on top of v7, half an hour more.
+minutes), v9 about 5 (v7's, then its own 10 minutes), v7 about 5 (v5's 4.5, then its own 20 minutes), v5 about 4.5
+(v4's 3.5, then its own hour), v4 about 3.5, v3 about 3, v1 about 2 and v2 about 2.5; v6, on top of v5, about 3
+more, and v8, on top of v7, half an hour more.
 
     python scripts/train_embedded.py                      # everything, into runs/embedded-v10 (v4 to v9 first)
     python scripts/train_embedded.py --install            # then copy the bundle into the package
@@ -177,8 +178,8 @@ RECIPES["v8"] = dataclasses.replace(RECIPES["v7"], fine_tunes="v7", decoder_step
 # priors and the finished songs (level 0) are version 7's (docs/embedded-model.md, "Version 9").
 RECIPES["v9"] = dataclasses.replace(RECIPES["v7"], fine_tunes="v7", decoder_levels=(1, 2))
 # Version 10: version 9 with a noise fill on its VQ-VAE (docs/embedded-model.md, "Version 10"): its decoders return
-# the music's treble 7 to 9 dB low, and its treble noise as bursts in the songs; the fill puts back, as noise, the
-# treble predicted from the decoded audio's bands. The codes, the priors and the decoders are version 9's.
+# the music's treble 7 to 9 dB low, and the fill puts back, as noise, the treble predicted from the decoded audio's
+# bands. The codes, the priors and the decoders are version 9's.
 RECIPES["v10"] = dataclasses.replace(RECIPES["v9"], fine_tunes="v9", decoder_steps=0, noise_fill=True)
 # A clip samples as the start of a song this long unless asked otherwise: the training tracks last minutes, and
 # the only ones under 19 s (the shortest timing bin) are victory and defeat jingles that end in silence.
