@@ -22,12 +22,12 @@ def add_noise_fill(model: str | os.PathLike, data: str | os.PathLike, out: str |
                    audio_cache: str | os.PathLike | None = None) -> dict:
     """Fit a noise fill for every level of the VQ-VAE `model` (run, checkpoint or a bundle's vqvae/) on the music
     in `data` and write that VQ-VAE with it to `out`, a model directory that every command taking a VQ-VAE reads
-    (`openjukebox bundle make --vqvae OUT --prior0 BUNDLE ...` makes a bundle of it). The encoders, codebooks and decoders are
-    copied unchanged, so codes, fingerprint and priors stay valid.
+    (`openjukebox bundle make --vqvae OUT --prior0 BUNDLE ...` makes a bundle of it). The encoders, codebooks and
+    decoders are copied unchanged, so codes, fingerprint and priors stay valid.
 
     Each level learns from `windows_per_file` windows of `seconds` per file, their centres splitting it into equal
-    parts, encoded and decoded by that level. Returns the number of windows and, per level, the fit's root-mean-square error per
-    filled band in nats of energy (1 nat ≈ 4.3 dB), from `from_hz` up."""
+    parts, encoded and decoded by that level. Returns the number of windows and, per level, the fit's
+    root-mean-square error per filled band in nats of energy (1 nat ≈ 4.3 dB), from `from_hz` up."""
     out = Path(out)
     if (out / META).exists() or (out.exists() and not out.is_dir()):
         raise ConfigError(f"{out}: already holds a model or a file; choose a new --out")
