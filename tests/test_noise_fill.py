@@ -137,3 +137,17 @@ def test_fine_tuning_a_decoder_drops_the_fill_fitted_on_the_old_one(tmp_path, ti
     tuned, _ = load_vqvae(tmp_path / "tuned")
     assert tuned.config.noise_fill is None and not any(k.startswith("noise_fills.") for k in tuned.state_dict())
     assert tuned.fingerprint() == load_vqvae(tiny_run)[0].fingerprint()
+
+
+def test_vqvae_eval_measures_the_audio_with_its_fill_as_decode_gives_it(tmp_path, tiny_run, music_dir):
+    from openjukebox.data.dataset import AudioFolder
+    from openjukebox.vqvae.evaluation import evaluate_vqvae
+
+    filled = tmp_path / "filled"
+    add_noise_fill(tiny_run, music_dir, filled, seconds=1.0, windows_per_file=1, from_hz=2000.0)
+    dataset = AudioFolder(music_dir, SR, tmp_path / "cache", None)
+    plain, with_fill = (evaluate_vqvae(load_vqvae(model)[0], dataset, windows_per_file=1)["levels"]
+                        for model in (tiny_run, filled))
+    for a, b in zip(plain, with_fill):
+        assert a["codebook_usage"] == b["codebook_usage"] and a["perplexity"] == b["perplexity"]  # the same codes
+        assert a["l2"] != b["l2"]  # ... decoded with noise added
