@@ -78,3 +78,15 @@ def test_the_embedded_vqvae_decodes_with_its_noise_fill_above_1500_hz_only():
     freqs = np.fft.rfftfreq(len(added), 1 / model.config.sample_rate)
     assert spectrum[freqs >= 1500].sum() > 0
     assert spectrum[freqs < 1000].sum() < 1e-4 * spectrum[freqs >= 1500].sum()
+
+
+def test_the_embedded_noise_fill_leaves_silence_silent():
+    """The map was fitted on audible frames only; it must not turn a quiet intro or a pause into hiss."""
+    from openjukebox.vqvae.loading import load_vqvae
+
+    model, _ = load_vqvae(EMBEDDED_PATH / "vqvae")
+    quiet = torch.randn(1, 1, 22050, generator=torch.Generator().manual_seed(0)) * 1e-4  # -80 dBFS
+    for level in range(3):
+        for audio in (torch.zeros(1, 1, 22050), quiet):
+            added = model.with_noise_fill(audio, level) - audio
+            assert float(added.pow(2).mean().sqrt()) < 1e-5  # under -100 dBFS
