@@ -260,8 +260,7 @@ class VQVAE(nn.Module):
         the model has none (every released model) or it was never fitted."""
         if self.config.noise_fill is None or not bool(self.noise_fills[level].fitted):
             return audio
-        # A row at a time: the STFTs of a batch of long songs would take gigabytes at once.
-        return torch.cat([self.noise_fills[level](row) for row in audio.split(1)])
+        return self.noise_fills[level](audio)
 
     def _decode_chunks(self, codes: torch.Tensor, level: int, chunk_seconds: float | None,
                        margin_seconds: float) -> torch.Tensor:

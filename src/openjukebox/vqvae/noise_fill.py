@@ -86,21 +86,24 @@ class NoiseFill(nn.Module):
         return self._energy(self.fill, spectrum).clamp(min=1e-10).log().transpose(1, 2)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        """(batch, 1, samples) decoded audio → the same with noise added where its treble is short."""
+        """(batch, 1, samples) decoded audio → the same with noise added where its treble is short. The noise's
+        spectrum is made once; the songs are filled one at a time, since the STFTs of a batch of long songs would
+        take gigabytes at once."""
         samples = audio.shape[-1]
         n_fft = self.setting.n_fft
         if samples < n_fft:
             return audio
-        x = audio[:, 0].float()
-        spectrum = self._stft(x)
-        predicted = (self.features(spectrum) @ self.weight.float().T).exp().transpose(1, 2)  # (batch, bands, frames)
-        short = (predicted - self._energy(self.fill, spectrum)).clamp(min=0)
         generator = torch.Generator(device=audio.device).manual_seed(NOISE_SEED)
         noise = self._stft(torch.randn(1, samples, generator=generator, device=audio.device))
-        noise_energy = self._energy(self.fill, noise).mean(dim=-1, keepdim=True)  # (1, bands, 1)
-        gain = torch.einsum("kb,nkt->nbt", self.fill, (short / noise_energy.clamp(min=1e-20)).sqrt())
-        added = torch.istft(noise * gain, n_fft, n_fft // 4, window=self.window, length=samples)
-        return (x + added)[:, None].to(audio.dtype)
+        noise_energy = self._energy(self.fill, noise).mean(dim=-1, keepdim=True).clamp(min=1e-20)  # (1, bands, 1)
+        filled = []
+        for x in audio[:, 0].float().split(1):
+            spectrum = self._stft(x)
+            predicted = (self.features(spectrum) @ self.weight.float().T).exp().transpose(1, 2)  # (1, bands, frames)
+            short = (predicted - self._energy(self.fill, spectrum)).clamp(min=0)
+            gain = torch.einsum("kb,nkt->nbt", self.fill, (short / noise_energy).sqrt())
+            filled.append(x + torch.istft(noise * gain, n_fft, n_fft // 4, window=self.window, length=samples))
+        return torch.cat(filled)[:, None].to(audio.dtype)
 
 
 @torch.no_grad()
