@@ -90,3 +90,24 @@ def test_the_embedded_noise_fill_leaves_silence_silent():
         for audio in (torch.zeros(1, 1, 22050), quiet):
             added = model.with_noise_fill(audio, level) - audio
             assert float(added.pow(2).mean().sqrt()) < 1e-5  # under -100 dBFS
+
+
+def test_the_package_manifest_draws_as_its_recipe_says(monkeypatch):
+    """scripts/train_embedded.py reproduces the package's model, sampling defaults included: a default chosen by
+    measurement (docs/embedded-model.md) is set once, in the recipe, and the package must hold the same."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from openjukebox.bundle import load_bundle
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "train_embedded.py"
+    spec = importlib.util.spec_from_file_location("train_embedded", path)
+    script = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, script)  # its dataclasses look their module up there
+    spec.loader.exec_module(script)
+    recipe = script.RECIPES[script.PACKAGE_RECIPE]
+    bundle = load_bundle(EMBEDDED_PATH)
+    assert bundle.temperature == recipe.temperature
+    assert bundle.upsampling_temperature == recipe.upsampling_temperature
+    assert (bundle.song_seconds, bundle.song_start) == (script.SONG_SECONDS, script.SONG_START)
