@@ -233,6 +233,16 @@ def test_init_fine_tunes_a_trained_prior_from_its_run_or_its_bundle(tmp_path, ca
                      *options)
         assert result.returncode == 1 and error in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "refused").exists()
+    # Asked for, a prior of another VQ-VAE's codes starts the run, which then records these codes' VQ-VAE.
+    result = cli("prior", "train", "--init", str(elsewhere), "--level", "1", "--from-other-codes",
+                 "--out", str(tmp_path / "relearn"), "--steps", "1", "--lr", "1e-12", *options)
+    assert result.returncode == 0, result.stderr
+    assert same(weights(tmp_path / "relearn"), weights(runs[1]))
+    assert json.loads((tmp_path / "relearn" / "codes_from.json").read_text())["vqvae_fingerprint"] == \
+        json.loads((runs[1] / "codes_from.json").read_text())["vqvae_fingerprint"] != "0123abcd"
+    result = cli("prior", "train", "--level", "1", "--from-other-codes", "--out", str(tmp_path / "refused"),
+                 "--steps", "1", *options)
+    assert result.returncode == 1 and "give it with --init" in result.stderr and not (tmp_path / "refused").exists()
 
 
 def test_init_adds_the_names_of_new_music_to_the_labels(tmp_path, cache, tiny_run, music_dir):

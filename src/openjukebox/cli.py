@@ -645,6 +645,8 @@ COMMANDS = [
             "'unknown' with probability P, so that a song asked for without labels is the music as a whole"),
         opt("--scheduled-sampling", type=float, metavar="Q", help="feed the model its own draw in place of each "
             "input code with probability Q, so that it learns to continue from its own codes as sampling asks"),
+        opt("--from-other-codes", action="store_true", help="with --init: start from a prior that learned another "
+            "VQ-VAE's codes (one fine-tuned since), to re-learn them faster than from scratch"),
     ], _train),
     Command("prior add-lyrics", "turn a trained top prior into a lyrics prior (same predictions until trained)",
             ".prior.surgery:add_lyrics_to_run", [

@@ -191,7 +191,7 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
                 progress: bool = True, fsdp: bool = False, checkpoint_activations: bool = False,
                 lyrics_jitter: int = 0, config: ConfigSource | None = None, cooldown_steps: int = 0,
                 init: str | os.PathLike | None = None, label_dropout: float = 0.0,
-                scheduled_sampling: float = 0.0) -> int:
+                scheduled_sampling: float = 0.0, from_other_codes: bool = False) -> int:
     """Train (or resume) the level-`level` prior of a preset on a codes cache; returns the step reached.
 
     `fsdp` shards the prior across torchrun ranks block by block (for priors that do not fit one GPU);
@@ -213,9 +213,14 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
     position from the real codes before it (parallel scheduled sampling, Duckworth et al. 2019); the targets stay
     the real codes. A prior trained on real context alone sees its own draws only when sampling, and a small one
     drifts there towards the codes it over-predicts (docs/training.md).
+    `from_other_codes`: `init` may have learned the codes of another VQ-VAE, which is refused otherwise. For a
+    VQ-VAE fine-tuned after its priors were trained: most codes change, but what a prior learned of the music's
+    structure and of its labels still holds, so re-learning the new codes is faster than starting afresh.
     """
     if level not in (0, 1, 2):
         raise ConfigError(f"level (--level) must be 0, 1 or 2, got {level}")
+    if from_other_codes and init is None:
+        raise ConfigError("from_other_codes (--from-other-codes) starts from a trained prior: give it with --init")
     out = Path(out)
     cache = load_code_cache(codes)
     c = cache.codes
@@ -238,9 +243,10 @@ def train_prior(codes: str | os.PathLike, level: int, out: str | os.PathLike, pr
         if source is not None:
             raise ConfigError("config (--config) cannot resize a prior started from init (--init): it keeps its own")
         initial, labels, learned = starting_prior(init, level)
-        if learned not in (None, c.fingerprint):
+        if learned not in (None, c.fingerprint) and not from_other_codes:
             raise ConfigError(f"{init}: learned the codes of another VQ-VAE (fingerprint {learned}, {codes} has "
-                              f"{c.fingerprint}); fine-tune it on codes made by that VQ-VAE")
+                              f"{c.fingerprint}); fine-tune it on codes made by that VQ-VAE, or give "
+                              "--from-other-codes to re-learn these")
         config = initial.config
         if config.bins != c.codebook_size or config.hop_length != c.hop_lengths[level]:
             raise ConfigError(f"{init}: a prior over {config.bins} codes at hop {config.hop_length}, not this cache's "
