@@ -4,7 +4,8 @@ Every stage is resumable: re-running the script skips what is finished and conti
 last checkpoint, so it survives being stopped. On a 2-core CPU, v10 takes about 5 hours (v9's, then its own 8
 minutes), v9 about 5 (v7's, then its own 10 minutes), v7 about 5 (v5's 4.5, then its own 20 minutes), v5 about 4.5
 (v4's 3.5, then its own hour), v4 about 3.5, v3 about 3, v1 about 2 and v2 about 2.5; v6, on top of v5, about 3
-more, and v8, on top of v7, half an hour more.
+more, and v8, on top of v7, half an hour more. v11 (in training) fine-tunes v10's VQ-VAE whole (an hour on one
+thread) and refines every prior on the new codes.
 
     python scripts/train_embedded.py                      # everything, into runs/embedded-v10 (v4 to v9 first)
     python scripts/train_embedded.py --install            # then copy the bundle into the package
