@@ -92,22 +92,40 @@ def test_the_embedded_noise_fill_leaves_silence_silent():
             assert float(added.pow(2).mean().sqrt()) < 1e-5  # under -100 dBFS
 
 
-def test_the_package_manifest_draws_as_its_recipe_says(monkeypatch):
-    """scripts/train_embedded.py reproduces the package's model, sampling defaults included: a default chosen by
-    measurement (docs/embedded-model.md) is set once, in the recipe, and the package must hold the same."""
+def load_recipe_script(monkeypatch):
     import importlib.util
     import sys
     from pathlib import Path
-
-    from openjukebox.bundle import load_bundle
 
     path = Path(__file__).resolve().parents[1] / "scripts" / "train_embedded.py"
     spec = importlib.util.spec_from_file_location("train_embedded", path)
     script = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, script)  # its dataclasses look their module up there
     spec.loader.exec_module(script)
+    return script
+
+
+def test_the_package_manifest_draws_as_its_recipe_says(monkeypatch):
+    """scripts/train_embedded.py reproduces the package's model, sampling defaults included: a default chosen by
+    measurement (docs/embedded-model.md) is set once, in the recipe, and the package must hold the same."""
+    from openjukebox.bundle import load_bundle
+
+    script = load_recipe_script(monkeypatch)
     recipe = script.RECIPES[script.PACKAGE_RECIPE]
     bundle = load_bundle(EMBEDDED_PATH)
     assert bundle.temperature == recipe.temperature
     assert bundle.upsampling_temperature == recipe.upsampling_temperature
     assert (bundle.song_seconds, bundle.song_start) == (script.SONG_SECONDS, script.SONG_START)
+
+
+def test_the_recipe_encodes_only_the_music_of_the_priors_it_trains(monkeypatch):
+    """Encoding the five packages takes most of an hour on two cores: a recipe refining the top prior alone on
+    Wesnoth's music (v12) must not pay it, and one training the upsamplers must have their caches."""
+    recipes = load_recipe_script(monkeypatch)
+    splits = recipes.cache_splits
+    assert splits(recipes.RECIPES["v12"], {2}) == ("codes-top-train", "codes-top-heldout")
+    assert splits(recipes.RECIPES["v11"], {2, 1, 0}) == ("codes-train", "codes-heldout", "codes-top-train",
+                                                         "codes-top-heldout")
+    assert splits(recipes.RECIPES["v5"], {1, 0}) == ("codes-train", "codes-heldout")
+    assert splits(recipes.RECIPES["v3"], {2, 1, 0}) == ("codes-train", "codes-heldout")
+    assert splits(recipes.RECIPES["v7"], set()) == ()
