@@ -4,8 +4,8 @@ Every stage is resumable: re-running the script skips what is finished and conti
 last checkpoint, so it survives being stopped. On a 2-core CPU, v10 takes about 5 hours (v9's, then its own 8
 minutes), v9 about 5 (v7's, then its own 10 minutes), v7 about 5 (v5's 4.5, then its own 20 minutes), v5 about 4.5
 (v4's 3.5, then its own hour), v4 about 3.5, v3 about 3, v1 about 2 and v2 about 2.5; v6, on top of v5, about 3
-more, and v8, on top of v7, half an hour more. v11 (in training) fine-tunes v10's VQ-VAE whole (an hour on one
-thread) and refines every prior on the new codes.
+more, and v8, on top of v7, half an hour more. v11 (tried) fine-tunes v10's VQ-VAE whole (an hour on one thread)
+and refines every prior on the new codes (2 hours more); v12 refines v11's top prior (40 minutes more).
 
     python scripts/train_embedded.py                      # everything, into runs/embedded-v10 (v4 to v9 first)
     python scripts/train_embedded.py --install            # then copy the bundle into the package
@@ -195,17 +195,19 @@ SONG_SECONDS = 180.0
 # ... and begins a minute into it, the body of the song: the training tracks' first 10 s are intros, quieter and
 # sparser than their middles (-25 against -20 dBFS, 1.2 against 1.5 onsets a second), and so are clips sampled there.
 SONG_START = 60.0
-# Version 11, in training (docs/embedded-model.md, "Version 11, in training"): version 10 with its VQ-VAE's encoders
+# Version 11, tried (docs/embedded-model.md, "Version 11, tried"): version 10 with its VQ-VAE's encoders
 # and codebooks too trained on all five packages' music, not six of Wesnoth's tracks (they gain 0.2 to 0.3 dB of
 # held-out spectral convergence and change 71 to 93 % of the codes); every prior refined on the new codes from
-# version 10's, at the from-scratch learning rate, and the noise fill fitted again.
+# version 10's, at the from-scratch learning rate, and the noise fill fitted again. Not kept: its VQ-VAE is better,
+# but the songs of its top prior, on the new level-2 codes, are heavier in the lows, louder and further from the music.
 RECIPES["v11"] = dataclasses.replace(RECIPES["v10"], fine_tunes="v10", vqvae_steps=1000, top_sources=(WESNOTH,),
                                      refine_steps={2: 4000, 1: 6000, 0: 6000}, refine_lr=1e-3)
-# Version 12, in training (docs/embedded-model.md, "Version 12"): version 11 with its top prior refined 6,000 steps
+# Version 12, tried (docs/embedded-model.md, "Version 12, tried"): version 11 with its top prior refined 6,000 steps
 # more at 5e-4 cooled to 0, as version 4 refined its upsamplers. Version 11's 4,000 steps on the new codes left it
 # behind version 10's (4.30 against 4.24 nats per token held out), and its songs darker and louder than version
 # 10's; version 11's VQ-VAE itself decodes the held-out music's own codes nearer the music than version 10's. It
-# starts from version 11's bundle and its VQ-VAE, fill included; only Wesnoth's codes are made again.
+# starts from version 11's bundle and its VQ-VAE, fill included; only Wesnoth's codes are made again. Not kept: it
+# fit its training tracks better, the held-out ones no better, and its songs went further from the music.
 RECIPES["v12"] = dataclasses.replace(RECIPES["v11"], fine_tunes="v11", vqvae_steps=0, noise_fill=False,
                                      refine_steps={2: 6000}, refine_lr=5e-4)
 PACKAGE_RECIPE = "v10"  # the recipe of the model in the package
